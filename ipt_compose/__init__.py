@@ -1,0 +1,34 @@
+"""ipt_compose: composable self-supervised pretext tasks over one joint-label algebra.
+
+The public surface: :class:`Compose`, the pretexts (:class:`ChannelDrop`, :class:`Rotation`,
+:class:`Cutout`, and the :class:`Pretext` base to write your own), the mixers (:class:`MixUp`,
+:class:`CutMix`, :func:`from_kornia`), :class:`JointModel`, :func:`joint_cross_entropy`,
+:class:`LabelSpace` and :class:`JointTarget`.
+"""
+
+from ipt_compose.compose import Compose, PretextBatch
+from ipt_compose.loss import joint_cross_entropy
+from ipt_compose.mix import CutMix, MixUp, from_kornia
+from ipt_compose.model import JointModel
+from ipt_compose.pretext import ChannelDrop, Cutout, Pretext, Rotation
+from ipt_compose.space import LabelSpace
+from ipt_compose.target import JointTarget
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ChannelDrop",
+    "Compose",
+    "CutMix",
+    "Cutout",
+    "JointModel",
+    "JointTarget",
+    "LabelSpace",
+    "MixUp",
+    "Pretext",
+    "PretextBatch",
+    "Rotation",
+    "__version__",
+    "from_kornia",
+    "joint_cross_entropy",
+]

@@ -1,0 +1,243 @@
+"""Compose pretexts (and mixers) into one joint-label transform, and the batch it returns."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+from ipt_compose._checks import check_positive_int
+from ipt_compose.mix import _Mixer, as_mixer
+from ipt_compose.pretext.base import Pretext
+from ipt_compose.space import LabelSpace
+from ipt_compose.target import JointTarget
+
+__all__ = ["Compose", "PretextBatch"]
+
+Mode = Literal["sample", "all"]
+
+
+@dataclass(frozen=True)
+class PretextBatch:
+    """What :class:`Compose` returns: model inputs, pretext states and the joint target.
+
+    Attributes:
+        inputs: the images after the input-site pretexts (and mixers), ``(B_in, C, H, W)``.
+        states: one row of pretext states per output row, columns in ``Compose`` order,
+            ``(B', n_pretexts)`` ``torch.long``. ``B' = B`` in sample mode.
+        target: the :class:`~ipt_compose.target.JointTarget` of the output rows, ``B'`` rows.
+    """
+
+    inputs: Tensor
+    states: Tensor
+    target: JointTarget
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter((self.inputs, self.states, self.target))
+
+
+class Compose(nn.Module):
+    """Chain pretexts and mixers; label every output row in the product space ``class × p1 × p2 …``.
+
+    Items act in list order. Input-site pretexts (:class:`~ipt_compose.Rotation`,
+    :class:`~ipt_compose.Cutout`) transform the images here; feature-site pretexts
+    (:class:`~ipt_compose.ChannelDrop`) only draw their states here and act inside
+    :class:`~ipt_compose.JointModel`, after every input transform. Mixers
+    (:class:`~ipt_compose.MixUp`, :class:`~ipt_compose.CutMix`, or torchvision's ``v2.MixUp`` /
+    ``v2.CutMix``) mix what came before them: class labels if they come first, joint labels if they
+    follow an input pretext. A nested ``Compose`` is flattened.
+
+    Args:
+        pretexts: pretexts and mixers, in order (at least one pretext).
+        num_classes: the class count; needed only to make hard labels dense, checked against soft
+            labels' width.
+        mode: ``"sample"`` draws one state per row (the cost of plain training); ``"all"``
+            enumerates every state (SLA's replication): input pretexts replicate the batch here,
+            feature pretexts replicate rows inside the model from their site on.
+
+    Shape:
+        - images: :math:`(B, C, H, W)`
+        - labels: :math:`(B)` integers or :math:`(B, N)` probabilities
+        - output: ``inputs`` :math:`(B \\cdot K_{in}, C, H, W)`, ``states`` and ``target``
+          :math:`(B \\cdot K_{in} \\cdot K_{feat})` rows; ``K = 1`` in sample mode.
+
+    Row order in ``mode="all"``: ``inputs`` is row-major over (sample, input states in list
+    order); output row ``r`` comes from input row ``r // K_feat`` with feature state ``r % K_feat``
+    (feature pretexts row-major in list order).
+
+    Example:
+        >>> pretext = Compose([ChannelDrop(k=4), Rotation()], num_classes=10)
+        >>> pretext.space()
+        LabelSpace(class=10, channel_drop=4, rotation=4)
+        >>> batch = pretext(torch.rand(8, 3, 32, 32), torch.randint(10, (8,)))
+        >>> batch.inputs.shape, batch.states.shape, batch.target.dense().shape
+        (torch.Size([8, 3, 32, 32]), torch.Size([8, 2]), torch.Size([8, 160]))
+    """
+
+    def __init__(
+        self,
+        pretexts: Sequence[Pretext | _Mixer | nn.Module | Compose],
+        *,
+        num_classes: int | None = None,
+        mode: Mode = "sample",
+    ) -> None:
+        super().__init__()
+        if mode not in ("sample", "all"):
+            raise ValueError(f"mode must be 'sample' or 'all', got {mode!r}")
+        if num_classes is not None:
+            check_positive_int("num_classes", num_classes)
+        if isinstance(pretexts, nn.Module | Pretext) or not isinstance(pretexts, Iterable):
+            raise TypeError(
+                f"pretexts must be a list of pretexts, got {type(pretexts).__name__}; "
+                "wrap a single pretext in a list"
+            )
+        items = list(_flatten(pretexts))
+        if not any(isinstance(item, Pretext) for item in items):
+            raise ValueError("pretexts must hold at least one pretext (ChannelDrop, Rotation, …)")
+        seen: dict[str, Pretext] = {}
+        feature_seen: Pretext | None = None
+        for item in items:
+            if isinstance(item, Pretext):
+                if item.name in seen:
+                    raise ValueError(
+                        f"two pretexts share the name {item.name!r}; give them distinct names, "
+                        f"e.g. {type(item).__name__}(..., name='{item.name}_2')"
+                    )
+                seen[item.name] = item
+                if item.site == "feature":
+                    feature_seen = item
+            else:
+                if mode == "all":
+                    raise ValueError(
+                        "mixers are refused in mode='all': they would pair copies of one image; "
+                        "use mode='sample'"
+                    )
+                if feature_seen is not None:
+                    raise ValueError(
+                        f"a mixer ({type(item).__name__}) cannot follow the feature-site pretext "
+                        f"{feature_seen.name!r}: feature pretexts act inside the model, after every "
+                        "input transform; put the mixer before it"
+                    )
+        self.items = nn.ModuleList(items)
+        self.num_classes = num_classes
+        self.mode: Mode = mode
+
+    # ------------------------------------------------------------------ description
+    @property
+    def pretexts(self) -> tuple[Pretext, ...]:
+        """The pretexts in list order (the columns of ``batch.states``), mixers left out."""
+        return tuple(item for item in self.items if isinstance(item, Pretext))
+
+    @property
+    def num_states(self) -> int:
+        """Product of the pretexts' state counts ``K``; the joint width is ``num_classes * K``."""
+        return math.prod(p.num_states for p in self.pretexts)
+
+    def space(self, num_classes: int | None = None) -> LabelSpace:
+        """The joint label space ``class × p1 × p2 …`` in list order.
+
+        Args:
+            num_classes: the class count; defaults to the one given to the constructor.
+        """
+        n = num_classes if num_classes is not None else self.num_classes
+        if n is None:
+            raise ValueError("num_classes is unknown: pass it here or to Compose(..., num_classes=N)")
+        if self.num_classes is not None and n != self.num_classes:
+            raise ValueError(f"num_classes={n} disagrees with Compose(num_classes={self.num_classes})")
+        return LabelSpace([("class", n), *((p.name, p.num_states) for p in self.pretexts)])
+
+    # ------------------------------------------------------------------ call
+    def forward(
+        self, images: Tensor, labels: Tensor, *, generator: torch.Generator | None = None
+    ) -> PretextBatch:
+        """Apply the pretexts (and mixers) to a batch and build its joint target.
+
+        Args:
+            images: the image batch.
+            labels: hard labels ``(B,)`` or probabilities ``(B, N)`` (e.g. from ``v2.CutMix``).
+            generator: a ``torch.Generator`` for the states and our mixers' draws; the global RNG
+                if ``None``. torchvision mixers always use the global RNG.
+
+        Returns:
+            A :class:`PretextBatch` ``(inputs, states, target)``.
+        """
+        if not isinstance(images, Tensor):
+            raise TypeError(f"images must be a torch.Tensor, got {type(images).__name__}")
+        if images.ndim != 4:
+            raise ValueError(f"images must have shape (B, C, H, W), got shape {tuple(images.shape)}")
+        if not isinstance(labels, Tensor):
+            raise TypeError(f"labels must be a torch.Tensor, got {type(labels).__name__}")
+        if labels.ndim == 0 or labels.shape[0] != images.shape[0]:
+            raise ValueError(
+                f"images and labels must have the same batch size, got {images.shape[0]} images "
+                f"and labels of shape {tuple(labels.shape)}"
+            )
+        target = JointTarget.from_labels(labels.to(images.device), self.num_classes)
+        if self.mode == "all":
+            return self._enumerate(images, target)
+        return self._sample(images, target, generator)
+
+    def _sample(
+        self, images: Tensor, target: JointTarget, generator: torch.Generator | None
+    ) -> PretextBatch:
+        columns: list[Tensor] = []
+        for item in self.items:
+            if isinstance(item, Pretext):
+                states = item.sample_states(images.shape[0], device=images.device, generator=generator)
+                if item.site == "input":
+                    images = item.apply(images, states)
+                target = target.lift(states, item.name, item.num_states)
+                columns.append(states)
+            else:
+                assert isinstance(item, _Mixer)
+                images, target = item.mix(images, target, generator)
+        return PretextBatch(images, torch.stack(columns, dim=1), target)
+
+    def _enumerate(self, images: Tensor, target: JointTarget) -> PretextBatch:
+        pretexts = self.pretexts
+        inner = [p for p in pretexts if p.site == "input"] + [p for p in pretexts if p.site == "feature"]
+        k_in = math.prod(p.num_states for p in pretexts if p.site == "input")
+        k_feat = math.prod(p.num_states for p in pretexts if p.site == "feature")
+        batch = images.shape[0]
+        grid = (batch, *(p.num_states for p in inner))
+        device = images.device
+        # Output rows are row-major over (sample, input states..., feature states...).
+        state_of = {
+            p.name: torch.arange(p.num_states, device=device)
+            .view([-1 if d == i + 1 else 1 for d in range(len(grid))])
+            .expand(grid)
+            .reshape(-1)
+            for i, p in enumerate(inner)
+        }
+        inputs = images.repeat_interleave(k_in, dim=0) if k_in > 1 else images
+        for p in pretexts:
+            if p.site == "input":
+                inputs = p.apply(inputs, state_of[p.name][::k_feat])
+        target = target.repeat_interleave(k_in * k_feat) if k_in * k_feat > 1 else target
+        for p in pretexts:
+            target = target.lift(state_of[p.name], p.name, p.num_states)
+        states = torch.stack([state_of[p.name] for p in pretexts], dim=1)
+        return PretextBatch(inputs, states, target)
+
+    def extra_repr(self) -> str:
+        return f"num_classes={self.num_classes}, mode={self.mode!r}"
+
+
+def _flatten(items: Iterable[object]) -> Iterable[Pretext | _Mixer]:
+    for position, item in enumerate(items):
+        if isinstance(item, Compose):
+            yield from item.items  # type: ignore[misc]
+        elif isinstance(item, Pretext):
+            yield item
+        else:
+            mixer = as_mixer(item)
+            if mixer is None:
+                raise TypeError(
+                    f"pretexts[{position}] must be a Pretext, a Compose, ipt_compose.MixUp/CutMix or "
+                    f"torchvision's v2.MixUp/v2.CutMix, got {type(item).__name__}"
+                )
+            yield mixer

@@ -1,0 +1,327 @@
+"""MixUp and CutMix over joint labels, and adapters for torchvision's and kornia's mixers.
+
+Convention: ``λ`` is the weight of a row's **own** label (torchvision's and timm's; for CutMix
+``λ = 1 - box area / image area``). Row ``i`` is paired with ``π(i) = i - 1`` (``roll(1)``, as
+torchvision does), so any batch size works, 1 included (a row paired with itself is unchanged).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import torch
+from torch import Tensor, nn
+
+from ipt_compose._checks import check_integer_tensor, check_positive_int, check_values
+from ipt_compose._random import draw_beta, draw_integers
+from ipt_compose.target import JointTarget
+
+__all__ = ["CutMix", "MixUp", "from_kornia"]
+
+
+class _Mixer(nn.Module):
+    """Base of the joint-space mixers: draw parameters, then apply them to images and target."""
+
+    def mix(
+        self, images: Tensor, target: JointTarget, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, JointTarget]:
+        """Mix a batch of images and its joint target with one draw of parameters."""
+        _check_float_images(images)
+        if target.batch_size != images.shape[0]:
+            raise ValueError(
+                f"images and target must have the same batch size, got {images.shape[0]} and "
+                f"{target.batch_size}"
+            )
+        params = self.sample_params(images, generator=generator)
+        return self.apply(images, target, params)
+
+    def sample_params(
+        self, images: Tensor, *, generator: torch.Generator | None = None
+    ) -> dict[str, Tensor]:
+        raise NotImplementedError
+
+    def apply(
+        self, images: Tensor, target: JointTarget, params: dict[str, Tensor]
+    ) -> tuple[Tensor, JointTarget]:
+        raise NotImplementedError
+
+    def forward(
+        self,
+        images: Tensor,
+        labels: Tensor | JointTarget,
+        *,
+        num_classes: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> tuple[Tensor, JointTarget]:
+        """Mix ``images`` and ``labels`` (hard ``(B,)``, soft ``(B, N)`` or a ``JointTarget``).
+
+        Returns:
+            The mixed images and the mixed :class:`~ipt_compose.target.JointTarget`.
+        """
+        target = (
+            labels
+            if isinstance(labels, JointTarget)
+            else JointTarget.from_labels(labels, num_classes)
+        )
+        return self.mix(images, target, generator)
+
+
+class _BetaMixer(_Mixer):
+    def __init__(self, alpha: float = 1.0, *, per_sample: bool = False) -> None:
+        super().__init__()
+        if isinstance(alpha, bool) or not isinstance(alpha, int | float):
+            raise TypeError(f"alpha must be a number, got {type(alpha).__name__}")
+        if not alpha > 0:
+            raise ValueError(f"alpha must be positive, got {alpha}")
+        self.alpha = float(alpha)
+        self.per_sample = bool(per_sample)
+
+    def _draw_lam(self, images: Tensor, generator: torch.Generator | None) -> Tensor:
+        shape = (images.shape[0],) if self.per_sample else ()
+        return draw_beta(
+            self.alpha, shape, device=images.device, dtype=images.dtype, generator=generator
+        )
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha}, per_sample={self.per_sample}"
+
+
+class MixUp(_BetaMixer):
+    """MixUp (Zhang et al., 2018) of images and joint labels: ``x = λ x_i + (1-λ) x_{π(i)}``.
+
+    Inside :class:`~ipt_compose.Compose` it acts in list order: before a pretext it mixes class
+    labels (each mixed image then gets one pretext state), after an input pretext it mixes the joint
+    labels (the pretext labels are mixed too). Standalone, ``MixUp()(images, labels)`` returns the
+    mixed images and a :class:`~ipt_compose.target.JointTarget`.
+
+    Args:
+        alpha: ``λ ~ Beta(alpha, alpha)``.
+        per_sample: draw ``λ`` per row instead of once per batch.
+
+    Convention:
+        ``λ`` weights the row's own label; row ``i`` is paired with row ``i - 1`` (``roll(1)``).
+
+    Shape:
+        - images: :math:`(B, C, H, W)`, floating point
+        - labels: :math:`(B)` or :math:`(B, N)`
+
+    Example:
+        >>> images, labels = torch.rand(4, 3, 8, 8), torch.tensor([0, 1, 2, 3])
+        >>> mixed, target = MixUp()(images, labels, num_classes=4)
+        >>> target.dense().sum(dim=1)
+        tensor([1., 1., 1., 1.])
+    """
+
+    def sample_params(
+        self, images: Tensor, *, generator: torch.Generator | None = None
+    ) -> dict[str, Tensor]:
+        """Draw ``{"lam": ()|(B,)}``."""
+        return {"lam": self._draw_lam(images, generator)}
+
+    def apply(
+        self, images: Tensor, target: JointTarget, params: dict[str, Tensor]
+    ) -> tuple[Tensor, JointTarget]:
+        """Mix with given parameters (``params["lam"]``)."""
+        lam = params["lam"].to(images.dtype)
+        pairing = _roll_pairing(images)
+        weight = lam.view(-1, 1, 1, 1) if lam.ndim else lam
+        mixed = images * weight + images[pairing] * (1 - weight)
+        return mixed, target.mix(pairing, lam)
+
+
+class CutMix(_BetaMixer):
+    """CutMix (Yun et al., 2019) of images and joint labels: paste a box of the paired image.
+
+    The box follows torchvision's ``v2.CutMix``: centre uniform over the image, side
+    ``sqrt(1-λ)`` of the image's, clipped at the border, and ``λ`` recomputed from the clipped area.
+    Placement inside :class:`~ipt_compose.Compose` works as for :class:`MixUp`.
+
+    Args:
+        alpha: ``λ ~ Beta(alpha, alpha)``.
+        per_sample: draw ``λ`` and the box per row instead of once per batch.
+
+    Convention:
+        ``λ = 1 - box area / image area`` weights the row's own label; row ``i`` gets the box from
+        row ``i - 1``.
+
+    Shape:
+        - images: :math:`(B, C, H, W)`, floating point
+        - labels: :math:`(B)` or :math:`(B, N)`
+
+    Example:
+        >>> g = torch.Generator().manual_seed(0)
+        >>> mixed, target = CutMix()(torch.rand(3, 3, 8, 8), torch.tensor([0, 1, 2]), num_classes=3,
+        ...                          generator=g)
+        >>> target.weight.shape
+        torch.Size([3, 2])
+    """
+
+    def sample_params(
+        self, images: Tensor, *, generator: torch.Generator | None = None
+    ) -> dict[str, Tensor]:
+        """Draw ``{"box": (4,)|(B, 4)}`` as ``(x1, y1, x2, y2)`` pixel bounds, end exclusive."""
+        height, width = images.shape[-2:]
+        lam = self._draw_lam(images, generator).float()
+        count = images.shape[0] if self.per_sample else 1
+        centre_x = draw_integers(width, count, device=images.device, generator=generator)
+        centre_y = draw_integers(height, count, device=images.device, generator=generator)
+        half = 0.5 * torch.sqrt(1.0 - lam)
+        half_w = (half * width).floor().long()
+        half_h = (half * height).floor().long()
+        box = torch.stack(
+            [
+                (centre_x - half_w).clamp(min=0),
+                (centre_y - half_h).clamp(min=0),
+                (centre_x + half_w).clamp(max=width),
+                (centre_y + half_h).clamp(max=height),
+            ],
+            dim=-1,
+        )
+        return {"box": box if self.per_sample else box[0]}
+
+    def apply(
+        self, images: Tensor, target: JointTarget, params: dict[str, Tensor]
+    ) -> tuple[Tensor, JointTarget]:
+        """Paste ``params["box"]`` from the paired rows; ``λ`` follows from the box's area."""
+        box = params["box"]
+        check_integer_tensor("box", box)
+        if box.shape not in ((4,), (images.shape[0], 4)):
+            raise ValueError(f"box must have shape (4,) or ({images.shape[0]}, 4), got {tuple(box.shape)}")
+        height, width = images.shape[-2:]
+        boxes = box.view(-1, 4, 1, 1).to(images.device)
+        rows = torch.arange(height, device=images.device).view(1, height, 1)
+        cols = torch.arange(width, device=images.device).view(1, 1, width)
+        inside = (
+            (rows >= boxes[:, 1]) & (rows < boxes[:, 3]) & (cols >= boxes[:, 0]) & (cols < boxes[:, 2])
+        )
+        pairing = _roll_pairing(images)
+        mixed = torch.where(inside.unsqueeze(1), images[pairing], images)
+        area = (boxes[:, 2] - boxes[:, 0]).clamp(min=0) * (boxes[:, 3] - boxes[:, 1]).clamp(min=0)
+        lam = 1.0 - area.view(-1).to(images.dtype) / (height * width)
+        return mixed, target.mix(pairing, lam if box.ndim == 2 else lam[0])
+
+
+class _TorchvisionMixer(_Mixer):
+    """Runs a torchvision ``v2.MixUp``/``v2.CutMix`` inside :class:`~ipt_compose.Compose`.
+
+    torchvision mixes images and labels with one λ and one pairing. Handing it the row numbers
+    ``arange(B)`` as labels over ``B`` classes returns exactly the ``(B, B)`` mixing matrix it used;
+    its diagonal is each row's own weight ``λ`` and the other non-zero column is the partner. The
+    joint target is then mixed with that λ and pairing, which equals what torchvision gives for the
+    dense joint labels, without building them. It draws from the global RNG (torchvision takes no
+    generator).
+    """
+
+    def __init__(self, transform: nn.Module) -> None:
+        super().__init__()
+        self.transform = transform
+
+    def mix(
+        self, images: Tensor, target: JointTarget, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, JointTarget]:
+        _check_float_images(images)
+        import copy
+
+        batch = images.shape[0]
+        rows = torch.arange(batch, device=images.device)
+        transform = copy.copy(self.transform)
+        transform.num_classes = batch
+        mixed, matrix = transform(images, rows)
+        own = matrix.diagonal()
+        others = matrix.masked_fill(torch.eye(batch, dtype=torch.bool, device=matrix.device), -1)
+        partner = others.argmax(dim=1)
+        lam = own if batch > 1 else torch.ones_like(own)
+        return mixed, target.mix(partner, lam.to(target.dtype))
+
+    def extra_repr(self) -> str:
+        return f"transform={self.transform!r}"
+
+
+def from_kornia(
+    labels: Tensor,
+    num_classes: int | None = None,
+    *,
+    lambda_weights: Literal["paired", "own"] = "paired",
+) -> JointTarget:
+    """Turn kornia's mix labels into a :class:`~ipt_compose.target.JointTarget`.
+
+    kornia's ``RandomMixUpV2`` returns ``(B, 3)`` rows ``(y_i, y_π(i), λ)`` and
+    ``RandomCutMixV2`` returns ``(num_mix, B, 3)``, one such triple per mixing round. kornia's
+    documented loss is ``(1 - λ) CE(y_i) + λ CE(y_π(i))`` per round, averaged over rounds: its λ
+    weights the **paired** label (``lambda_weights="paired"``, the default). Pass
+    ``lambda_weights="own"`` for labels whose λ weights the row's own label.
+
+    Args:
+        labels: kornia's label triples.
+        num_classes: the class count (needed later only for :meth:`JointTarget.dense`).
+        lambda_weights: which label kornia's λ weights.
+
+    Returns:
+        A mixture target with ``2 × num_mix`` components per row.
+
+    Shape:
+        - labels: :math:`(B, 3)` or :math:`(R, B, 3)`
+
+    Example:
+        >>> triples = torch.tensor([[0.0, 1.0, 0.25], [1.0, 0.0, 0.25]])
+        >>> from_kornia(triples, num_classes=2).dense()
+        tensor([[0.7500, 0.2500],
+                [0.2500, 0.7500]])
+    """
+    if not isinstance(labels, Tensor):
+        raise TypeError(f"labels must be a torch.Tensor, got {type(labels).__name__}")
+    if lambda_weights not in ("paired", "own"):
+        raise ValueError(f"lambda_weights must be 'paired' or 'own', got {lambda_weights!r}")
+    if labels.ndim == 2:
+        labels = labels.unsqueeze(0)
+    if labels.ndim != 3 or labels.shape[-1] != 3:
+        raise ValueError(
+            f"labels must be kornia's (B, 3) or (num_mix, B, 3) triples, got shape {tuple(labels.shape)}"
+        )
+    if num_classes is not None:
+        check_positive_int("num_classes", num_classes)
+    rounds = labels.shape[0]
+    own = labels[..., 0]
+    paired = labels[..., 1]
+    lam = labels[..., 2]
+    dtype = labels.dtype if labels.is_floating_point() else torch.get_default_dtype()
+    check_values((lam >= 0) & (lam <= 1), "labels[..., 2] (λ) must lie in [0, 1]")
+    classes = torch.stack([own, paired], dim=-1)  # (R, B, 2)
+    check_values(classes == classes.round(), "labels[..., :2] must hold integer class indices")
+    paired_weight = lam if lambda_weights == "paired" else 1 - lam
+    weight = torch.stack([1 - paired_weight, paired_weight], dim=-1).to(dtype) / rounds
+    index = classes.round().long()
+    # (R, B, 2) -> (B, R * 2)
+    index = index.permute(1, 0, 2).reshape(labels.shape[1], 2 * rounds)
+    weight = weight.permute(1, 0, 2).reshape(labels.shape[1], 2 * rounds)
+    check_values(index >= 0, "labels[..., :2] must be non-negative class indices")
+    if num_classes is not None:
+        check_values(index < num_classes, f"labels[..., :2] must be class indices < {num_classes}")
+    return JointTarget(weight, index, num_classes=num_classes)
+
+
+def as_mixer(item: Any) -> _Mixer | None:
+    """Our mixer for ``item`` if it is one (or a torchvision v2 MixUp/CutMix), else ``None``."""
+    if isinstance(item, _Mixer):
+        return item
+    from torchvision.transforms import v2
+
+    if isinstance(item, v2.MixUp | v2.CutMix):
+        return _TorchvisionMixer(item)
+    return None
+
+
+def _roll_pairing(images: Tensor) -> Tensor:
+    return torch.arange(images.shape[0], device=images.device).roll(1)
+
+
+def _check_float_images(images: Tensor) -> None:
+    if not isinstance(images, Tensor):
+        raise TypeError(f"images must be a torch.Tensor, got {type(images).__name__}")
+    if images.ndim != 4:
+        raise ValueError(f"images must have shape (B, C, H, W), got shape {tuple(images.shape)}")
+    if not images.is_floating_point():
+        raise TypeError(
+            f"images must be floating point to be mixed, got dtype {images.dtype}; convert them "
+            "first (e.g. v2.ToDtype(torch.float32, scale=True))"
+        )

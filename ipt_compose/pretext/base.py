@@ -1,0 +1,121 @@
+"""The pretext base class: a finite set of states, drawn apart from being applied."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+import torch
+from torch import Tensor, nn
+
+from ipt_compose._checks import check_integer_tensor, check_positive_int, check_range
+from ipt_compose._random import draw_integers
+
+__all__ = ["Pretext", "Site", "split_ids"]
+
+Site = Literal["input", "feature"]
+
+
+class Pretext(nn.Module):
+    """A transform with ``num_states`` states whose state becomes part of the label.
+
+    Subclasses set :attr:`site` and implement :meth:`_apply_states`; the base class validates the
+    states, draws them (:meth:`sample_states`, like torchvision v2's ``make_params``) and keeps the
+    two apart, so states are testable, replayable and shareable between images and labels.
+    ``forward(x, states)`` is :meth:`apply`.
+
+    Args:
+        name: the factor's name in the joint label space (unique within a ``Compose``).
+        num_states: the number of states ``K``.
+        identity_state: the state that leaves its input unchanged, or ``None`` if there is none.
+    """
+
+    site: ClassVar[Site]
+
+    def __init__(self, name: str, num_states: int, identity_state: int | None) -> None:
+        super().__init__()
+        if not isinstance(name, str) or not name or name == "class":
+            raise ValueError(f"name must be a non-empty str other than 'class', got {name!r}")
+        self.name = name
+        self.num_states = check_positive_int("num_states", num_states)
+        self.identity_state = identity_state
+
+    def sample_states(
+        self,
+        batch_size: int,
+        *,
+        device: torch.device | str | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """Draw one state per row, uniformly.
+
+        Args:
+            batch_size: the number of rows ``B``.
+            device: where the states live (the images' device).
+            generator: a ``torch.Generator`` for reproducible draws; the global RNG if ``None``.
+
+        Returns:
+            A ``torch.long`` tensor of states in ``[0, num_states)``.
+
+        Shape:
+            - output: :math:`(B)`
+        """
+        return draw_integers(self.num_states, batch_size, device=device, generator=generator)
+
+    def all_states(self, device: torch.device | str | None = None) -> Tensor:
+        """Every state once, in order: ``arange(num_states)``."""
+        return torch.arange(self.num_states, device=device)
+
+    def apply(self, x: Tensor, states: Tensor) -> Tensor:
+        """Transform row ``i`` of ``x`` by state ``states[i]``.
+
+        Args:
+            x: a batch of images (input site) or feature maps (feature site).
+            states: one state per row.
+
+        Returns:
+            The transformed batch, same shape, dtype and device as ``x``.
+
+        Shape:
+            - x: :math:`(B, C, *)`
+            - states: :math:`(B)`
+            - output: :math:`(B, C, *)`
+        """
+        if not isinstance(x, Tensor):
+            raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+        check_integer_tensor("states", states)
+        if x.ndim < 2:
+            raise ValueError(f"x must have shape (B, C, ...), got shape {tuple(x.shape)}")
+        if states.shape != (x.shape[0],):
+            raise ValueError(
+                f"states must have shape ({x.shape[0]},) (one per row of x), got {tuple(states.shape)}"
+            )
+        check_range("states", states, self.num_states, f"{self.name} state")
+        return self._apply_states(x, states.to(x.device))
+
+    def forward(self, x: Tensor, states: Tensor) -> Tensor:
+        """Same as :meth:`apply`."""
+        return self.apply(x, states)
+
+    def _apply_states(self, x: Tensor, states: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def extra_repr(self) -> str:
+        return f"name={self.name!r}, num_states={self.num_states}, site={self.site!r}"
+
+
+
+def split_ids(length: int, parts: int, device: torch.device | str | None = None) -> Tensor:
+    """Part index of each of ``length`` positions split like ``torch.tensor_split(..., parts)``.
+
+    The first ``length % parts`` parts have one position more than the others.
+    """
+    size, extra = divmod(length, parts)
+    positions = torch.arange(length, device=device)
+    boundary = extra * (size + 1)
+    if size == 0:
+        return positions
+    return torch.where(
+        positions < boundary,
+        torch.div(positions, size + 1, rounding_mode="floor"),
+        extra + torch.div(positions - boundary, size, rounding_mode="floor"),
+    )

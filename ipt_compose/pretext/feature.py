@@ -1,0 +1,133 @@
+"""Feature-site pretexts: transforms of a feature map inside the network (arXiv 2106.04921)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import torch
+from torch import Tensor
+
+from ipt_compose._checks import check_positive_int
+from ipt_compose.pretext.base import Pretext, split_ids
+
+__all__ = ["ChannelDrop"]
+
+GroupLayout = Literal["contiguous", "interleaved", "random"]
+_LAYOUTS = ("contiguous", "interleaved", "random")
+
+
+class ChannelDrop(Pretext):
+    """The internal pretext task: zero one group of channels of a feature map; the group is the state.
+
+    The channels (dim 1) are split into ``k`` near-equal groups and state ``s`` zeroes group ``s``
+    (arXiv 2106.04921). The network then predicts the joint label (class, dropped group). It acts
+    inside the model (``site = "feature"``): by default on the classifier's input, i.e. the pooled
+    features — zeroing channels there equals zeroing them before global average pooling and costs
+    nothing — or, with ``at="layer3"``, on the output of that named submodule.
+
+    Args:
+        k: number of channel groups.
+        at: name of the submodule whose output is transformed (as in ``model.named_modules()`` of
+            the backbone), or ``None`` for the classifier's input.
+        identity: add state 0 that keeps every channel (``k + 1`` states; state ``s >= 1`` zeroes
+            group ``s - 1``).
+        rescale: scale the kept channels by ``C / (C - |group|)``, as dropout does.
+        groups: which channels form a group: ``"contiguous"`` (``torch.tensor_split``),
+            ``"interleaved"`` (channel ``c`` is in group ``c % k``) or ``"random"`` (a fixed
+            permutation of the contiguous split, drawn once from ``seed``).
+        seed: the seed of the ``"random"`` layout; saved in the state dict.
+        name: the factor's name in the joint label space.
+
+    Shape:
+        - x: :math:`(B, C, *)` with ``C >= k``
+        - states: :math:`(B)`
+        - output: :math:`(B, C, *)`
+
+    Example:
+        >>> drop = ChannelDrop(k=2)
+        >>> drop.apply(torch.ones(2, 4), torch.tensor([0, 1]))
+        tensor([[0., 0., 1., 1.],
+                [1., 1., 0., 0.]])
+    """
+
+    site = "feature"
+
+    def __init__(
+        self,
+        k: int = 4,
+        *,
+        at: str | None = None,
+        identity: bool = False,
+        rescale: bool = False,
+        groups: GroupLayout = "contiguous",
+        seed: int = 0,
+        name: str = "channel_drop",
+    ) -> None:
+        self.k = check_positive_int("k", k)
+        if at is not None and (not isinstance(at, str) or not at):
+            raise TypeError(f"at must be a submodule name (str) or None, got {at!r}")
+        if groups not in _LAYOUTS:
+            raise ValueError(f"groups must be one of {_LAYOUTS}, got {groups!r}")
+        self.identity = bool(identity)
+        super().__init__(name, k + self.identity, identity_state=0 if identity else None)
+        self.at = at
+        self.rescale = bool(rescale)
+        self.groups = groups
+        self.seed = int(seed)
+
+    def group_ids(self, num_channels: int, device: torch.device | str | None = None) -> Tensor:
+        """The group of each channel, ``(C,)``, in ``[0, k)``."""
+        if num_channels < self.k:
+            raise ValueError(
+                f"ChannelDrop(k={self.k}) needs at least {self.k} channels to form {self.k} groups, "
+                f"got a feature map with {num_channels} channels"
+            )
+        if self.groups == "interleaved":
+            return torch.arange(num_channels, device=device) % self.k
+        ids = split_ids(num_channels, self.k, device)
+        if self.groups == "random":
+            gen = torch.Generator().manual_seed(self.seed)
+            ids = ids[torch.randperm(num_channels, generator=gen).to(ids.device)]
+        return ids
+
+    def channel_scale(
+        self,
+        num_channels: int,
+        *,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> Tensor:
+        """The multiplier of every channel under every state, ``(num_states, C)``.
+
+        Zero for the dropped group, one (or ``C / (C - |group|)`` with ``rescale``) elsewhere.
+        """
+        ids = self.group_ids(num_channels, device)
+        dropped = torch.arange(self.num_states, device=device) - int(self.identity)
+        keep = ids.unsqueeze(0) != dropped.unsqueeze(1)
+        scale = keep.to(dtype or torch.get_default_dtype())
+        if self.rescale:
+            scale = scale * (num_channels / keep.sum(dim=1, keepdim=True))
+        return scale
+
+    def _apply_states(self, x: Tensor, states: Tensor) -> Tensor:
+        ids = self.group_ids(x.shape[1], x.device)
+        dropped = (ids.unsqueeze(0) == (states - int(self.identity)).unsqueeze(1)).view(
+            *x.shape[:2], *([1] * (x.ndim - 2))
+        )
+        if self.rescale:
+            scale = self.channel_scale(x.shape[1], device=x.device, dtype=x.dtype)[states]
+            x = x * scale.view(*x.shape[:2], *([1] * (x.ndim - 2)))
+        return x.masked_fill(dropped, 0)
+
+    def get_extra_state(self) -> dict[str, Any]:
+        return {"groups": self.groups, "seed": self.seed}
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        self.groups = state["groups"]
+        self.seed = int(state["seed"])
+
+    def extra_repr(self) -> str:
+        return (
+            f"{super().extra_repr()}, k={self.k}, at={self.at!r}, identity={self.identity}, "
+            f"rescale={self.rescale}, groups={self.groups!r}"
+        )
