@@ -5,23 +5,25 @@ from __future__ import annotations
 from typing import ClassVar, Literal
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from ipt_compose._checks import check_integer_tensor, check_positive_int, check_range
 from ipt_compose._random import draw_integers
 
-__all__ = ["Pretext", "Site", "split_ids"]
+__all__ = ["Pretext", "Site", "keep_memory_format", "split_ids"]
 
 Site = Literal["input", "feature"]
 
 
-class Pretext(nn.Module):
+class Pretext:
     """A transform with ``num_states`` states whose state becomes part of the label.
 
     Subclasses set :attr:`site` and implement :meth:`_apply_states`; the base class validates the
     states, draws them (:meth:`sample_states`, like torchvision v2's ``make_params``) and keeps the
     two apart, so states are testable, replayable and shareable between images and labels.
-    ``forward(x, states)`` is :meth:`apply`.
+    Calling a pretext, ``pretext(x, states)``, is :meth:`apply`. Pretexts are plain objects (not
+    ``nn.Module``'s): they hold no parameters, pickle and deep-copy, and create what they need on the
+    input's device.
 
     Args:
         name: the factor's name in the joint label space (unique within a ``Compose``).
@@ -32,7 +34,6 @@ class Pretext(nn.Module):
     site: ClassVar[Site]
 
     def __init__(self, name: str, num_states: int, identity_state: int | None) -> None:
-        super().__init__()
         if not isinstance(name, str) or not name or name == "class":
             raise ValueError(f"name must be a non-empty str other than 'class', got {name!r}")
         self.name = name
@@ -92,16 +93,28 @@ class Pretext(nn.Module):
         check_range("states", states, self.num_states, f"{self.name} state")
         return self._apply_states(x, states.to(x.device))
 
-    def forward(self, x: Tensor, states: Tensor) -> Tensor:
+    def __call__(self, x: Tensor, states: Tensor) -> Tensor:
         """Same as :meth:`apply`."""
         return self.apply(x, states)
 
     def _apply_states(self, x: Tensor, states: Tensor) -> Tensor:
         raise NotImplementedError
 
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.extra_repr()})"
+
     def extra_repr(self) -> str:
         return f"name={self.name!r}, num_states={self.num_states}, site={self.site!r}"
 
+
+
+def keep_memory_format(out: Tensor, like: Tensor) -> Tensor:
+    """``out`` in ``like``'s memory format: channels-last in, channels-last out (4-D only)."""
+    if like.ndim == 4 and like.is_contiguous(memory_format=torch.channels_last) and not (
+        like.is_contiguous()
+    ):
+        return out.contiguous(memory_format=torch.channels_last)
+    return out
 
 
 def split_ids(length: int, parts: int, device: torch.device | str | None = None) -> Tensor:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 import torch
 from torch import Tensor
 
 from ipt_compose._checks import check_positive_int
-from ipt_compose.pretext.base import Pretext, split_ids
+from ipt_compose.pretext.base import Pretext, keep_memory_format, split_ids
 
 __all__ = ["ChannelDrop"]
 
@@ -106,7 +106,10 @@ class ChannelDrop(Pretext):
         keep = ids.unsqueeze(0) != dropped.unsqueeze(1)
         scale = keep.to(dtype or torch.get_default_dtype())
         if self.rescale:
-            scale = scale * (num_channels / keep.sum(dim=1, keepdim=True))
+            # the factor in float64, cast to `scale`'s dtype: int / LongTensor would be float32
+            # and promote a bfloat16/float16 feature map to float32
+            kept = keep.sum(dim=1, keepdim=True).to(torch.float64)
+            scale = scale * (num_channels / kept).to(scale.dtype)
         return scale
 
     def _apply_states(self, x: Tensor, states: Tensor) -> Tensor:
@@ -117,14 +120,7 @@ class ChannelDrop(Pretext):
         if self.rescale:
             scale = self.channel_scale(x.shape[1], device=x.device, dtype=x.dtype)[states]
             x = x * scale.view(*x.shape[:2], *([1] * (x.ndim - 2)))
-        return x.masked_fill(dropped, 0)
-
-    def get_extra_state(self) -> dict[str, Any]:
-        return {"groups": self.groups, "seed": self.seed}
-
-    def set_extra_state(self, state: dict[str, Any]) -> None:
-        self.groups = state["groups"]
-        self.seed = int(state["seed"])
+        return keep_memory_format(x.masked_fill(dropped, 0), x)
 
     def extra_repr(self) -> str:
         return (

@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from ipt_compose._checks import check_positive_int
-from ipt_compose.pretext.base import Pretext, split_ids
+from ipt_compose.pretext.base import Pretext, keep_memory_format, split_ids
 
 __all__ = ["Cutout", "Rotation"]
 
@@ -14,14 +14,6 @@ __all__ = ["Cutout", "Rotation"]
 def _check_images(x: Tensor, who: str) -> None:
     if x.ndim != 4:
         raise ValueError(f"{who} expects images of shape (B, C, H, W), got shape {tuple(x.shape)}")
-
-
-def _keep_memory_format(out: Tensor, like: Tensor) -> Tensor:
-    if like.ndim == 4 and like.is_contiguous(memory_format=torch.channels_last) and not (
-        like.is_contiguous()
-    ):
-        return out.contiguous(memory_format=torch.channels_last)
-    return out
 
 
 class Rotation(Pretext):
@@ -62,7 +54,7 @@ class Rotation(Pretext):
         tables = torch.stack([torch.rot90(grid, k, (0, 1)).reshape(-1) for k in range(4)])
         index = tables[states].unsqueeze(1).expand(-1, x.shape[1], -1)
         out = x.reshape(*x.shape[:2], -1).gather(2, index).view_as(x)
-        return _keep_memory_format(out, x)
+        return keep_memory_format(out, x)
 
 
 class Cutout(Pretext):
@@ -116,7 +108,7 @@ class Cutout(Pretext):
         _check_images(x, "Cutout")
         cells = self.cell_map(x.shape[-2], x.shape[-1], x.device)
         erased = cells == (states - int(self.identity)).view(-1, 1, 1)
-        return x.masked_fill(erased.unsqueeze(1), self.fill)
+        return keep_memory_format(x.masked_fill(erased.unsqueeze(1), self.fill), x)
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, grid={self.grid}, fill={self.fill}, identity={self.identity}"
