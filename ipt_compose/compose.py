@@ -40,7 +40,7 @@ class PretextBatch:
         return iter((self.inputs, self.states, self.target))
 
 
-class Compose(nn.Module):
+class Compose:
     """Chain pretexts and mixers; label every output row in the product space ``class × p1 × p2 …``.
 
     Items act in list order. Input-site pretexts (:class:`~ipt_compose.Rotation`,
@@ -85,7 +85,6 @@ class Compose(nn.Module):
         num_classes: int | None = None,
         mode: Mode = "sample",
     ) -> None:
-        super().__init__()
         if mode not in ("sample", "all"):
             raise ValueError(f"mode must be 'sample' or 'all', got {mode!r}")
         if num_classes is not None:
@@ -122,7 +121,7 @@ class Compose(nn.Module):
                         f"{feature_seen.name!r}: feature pretexts act inside the model, after every "
                         "input transform; put the mixer before it"
                     )
-        self.items = nn.ModuleList(items)
+        self.items: tuple[Pretext | _Mixer, ...] = tuple(items)
         self.num_classes = num_classes
         self.mode: Mode = mode
 
@@ -151,7 +150,7 @@ class Compose(nn.Module):
         return LabelSpace([("class", n), *((p.name, p.num_states) for p in self.pretexts)])
 
     # ------------------------------------------------------------------ call
-    def forward(
+    def __call__(
         self, images: Tensor, labels: Tensor, *, generator: torch.Generator | None = None
     ) -> PretextBatch:
         """Apply the pretexts (and mixers) to a batch and build its joint target.
@@ -193,7 +192,6 @@ class Compose(nn.Module):
                 target = target.lift(states, item.name, item.num_states)
                 columns.append(states)
             else:
-                assert isinstance(item, _Mixer)
                 images, target = item.mix(images, target, generator)
         return PretextBatch(images, torch.stack(columns, dim=1), target)
 
@@ -223,14 +221,15 @@ class Compose(nn.Module):
         states = torch.stack([state_of[p.name] for p in pretexts], dim=1)
         return PretextBatch(inputs, states, target)
 
-    def extra_repr(self) -> str:
-        return f"num_classes={self.num_classes}, mode={self.mode!r}"
+    def __repr__(self) -> str:
+        items = ", ".join(repr(item) for item in self.items)
+        return f"Compose([{items}], num_classes={self.num_classes}, mode={self.mode!r})"
 
 
 def _flatten(items: Iterable[object]) -> Iterable[Pretext | _Mixer]:
     for position, item in enumerate(items):
         if isinstance(item, Compose):
-            yield from item.items  # type: ignore[misc]
+            yield from item.items
         elif isinstance(item, Pretext):
             yield item
         else:

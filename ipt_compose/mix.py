@@ -19,7 +19,7 @@ from ipt_compose.target import JointTarget
 __all__ = ["CutMix", "MixUp", "from_kornia"]
 
 
-class _Mixer(nn.Module):
+class _Mixer:
     """Base of the joint-space mixers: draw parameters, then apply them to images and target."""
 
     def mix(
@@ -45,7 +45,7 @@ class _Mixer(nn.Module):
     ) -> tuple[Tensor, JointTarget]:
         raise NotImplementedError
 
-    def forward(
+    def __call__(
         self,
         images: Tensor,
         labels: Tensor | JointTarget,
@@ -68,7 +68,6 @@ class _Mixer(nn.Module):
 
 class _BetaMixer(_Mixer):
     def __init__(self, alpha: float = 1.0, *, per_sample: bool = False) -> None:
-        super().__init__()
         if isinstance(alpha, bool) or not isinstance(alpha, int | float):
             raise TypeError(f"alpha must be a number, got {type(alpha).__name__}")
         if not alpha > 0:
@@ -82,8 +81,8 @@ class _BetaMixer(_Mixer):
             self.alpha, shape, device=images.device, dtype=images.dtype, generator=generator
         )
 
-    def extra_repr(self) -> str:
-        return f"alpha={self.alpha}, per_sample={self.per_sample}"
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(alpha={self.alpha}, per_sample={self.per_sample})"
 
 
 class MixUp(_BetaMixer):
@@ -213,7 +212,6 @@ class _TorchvisionMixer(_Mixer):
     """
 
     def __init__(self, transform: nn.Module) -> None:
-        super().__init__()
         self.transform = transform
 
     def mix(
@@ -225,7 +223,7 @@ class _TorchvisionMixer(_Mixer):
         batch = images.shape[0]
         rows = torch.arange(batch, device=images.device)
         transform = copy.copy(self.transform)
-        transform.num_classes = batch
+        transform.num_classes = batch  # type: ignore[assignment]
         mixed, matrix = transform(images, rows)
         own = matrix.diagonal()
         others = matrix.masked_fill(torch.eye(batch, dtype=torch.bool, device=matrix.device), -1)
@@ -233,8 +231,8 @@ class _TorchvisionMixer(_Mixer):
         lam = own if batch > 1 else torch.ones_like(own)
         return mixed, target.mix(partner, lam.to(target.dtype))
 
-    def extra_repr(self) -> str:
-        return f"transform={self.transform!r}"
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.transform!r})"
 
 
 def from_kornia(

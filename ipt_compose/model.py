@@ -397,8 +397,8 @@ def _final_rows(count: int, context: _Forward, sizes: list[int]) -> Tensor | sli
 def _find_head(backbone: nn.Module, head: str | None) -> str:
     if head is not None:
         _get_submodule(backbone, head, "head")
-        return head
-    linear = [name for name, m in backbone.named_modules() if isinstance(m, nn.Linear)]
+        return str(head)
+    linear: list[str] = [n for n, m in backbone.named_modules() if isinstance(m, nn.Linear)]
     if not linear:
         raise ValueError(
             "backbone has no nn.Linear classifier to widen; name it with head='...'"

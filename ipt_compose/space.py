@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import torch
 from torch import Tensor
@@ -89,7 +89,7 @@ class LabelSpace:
     def __len__(self) -> int:
         return len(self._names)
 
-    def __iter__(self) -> Iterable[tuple[str, int]]:  # type: ignore[override]
+    def __iter__(self) -> Iterator[tuple[str, int]]:
         return iter(zip(self._names, self._sizes, strict=True))
 
     def __eq__(self, other: object) -> bool:
