@@ -410,6 +410,7 @@ def _get_submodule(backbone: nn.Module, name: str, argument: str) -> nn.Module:
     names = [n for n, _ in backbone.named_modules() if n]
     if name not in names:
         close = difflib.get_close_matches(name, names, n=5, cutoff=0.4)
-        hint = f"; nearest: {close}" if close else f"; top-level modules: {[n for n in names if '.' not in n]}"
+        top = [n for n in names if "." not in n]
+        hint = f"; nearest: {close}" if close else f"; top-level modules: {top}"
         raise ValueError(f"{argument}={name!r} is not a submodule of the backbone{hint}")
     return backbone.get_submodule(name)
