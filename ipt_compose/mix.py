@@ -221,6 +221,8 @@ class _TorchvisionMixer(_Mixer):
         import copy
 
         batch = images.shape[0]
+        if batch == 0:  # nothing to mix (torchvision cannot infer a class count from no labels)
+            return images, target
         rows = torch.arange(batch, device=images.device)
         transform = copy.copy(self.transform)
         transform.num_classes = batch  # type: ignore[assignment]
@@ -323,3 +325,5 @@ def _check_float_images(images: Tensor) -> None:
             f"images must be floating point to be mixed, got dtype {images.dtype}; convert them "
             "first (e.g. v2.ToDtype(torch.float32, scale=True))"
         )
+    if images.shape[-2] == 0 or images.shape[-1] == 0:
+        raise ValueError(f"images must have at least one pixel to be mixed, got shape {tuple(images.shape)}")

@@ -200,10 +200,10 @@ class JointModel(nn.Module):
             feat_offsets = offsets.view(-1, groups[1])  # (R_in, K_feat)
             cols = classes.view(1, -1, 1) + feat_offsets.unsqueeze(1)  # (R_in, N, K_feat)
             picked = logits.gather(1, cols.flatten(1)).view(cols.shape)
-            return picked.view(x.shape[0], -1, self.num_classes, groups[1]).mean(dim=(1, 3))
+            return picked.view(x.shape[0], groups[0], self.num_classes, groups[1]).mean(dim=(1, 3))
         logits = self._run(inputs, states, capture_head=False)
         picked = logits.gather(1, classes.unsqueeze(0) + offsets)  # (R, N)
-        return picked.view(x.shape[0], -1, self.num_classes).mean(dim=1)
+        return picked.view(x.shape[0], groups[0] * groups[1], self.num_classes).mean(dim=1)
 
     # ------------------------------------------------------------------ internals
     def _widen_head(self) -> None:

@@ -91,7 +91,8 @@ class Pretext:
                 f"states must have shape ({x.shape[0]},) (one per row of x), got {tuple(states.shape)}"
             )
         check_range("states", states, self.num_states, f"{self.name} state")
-        return self._apply_states(x, states.to(x.device))
+        # long: a uint8 index tensor would index as a boolean mask
+        return self._apply_states(x, states.to(device=x.device, dtype=torch.long))
 
     def __call__(self, x: Tensor, states: Tensor) -> Tensor:
         """Same as :meth:`apply`."""

@@ -53,7 +53,7 @@ class Rotation(Pretext):
         grid = torch.arange(height * width, device=x.device).view(height, width)
         tables = torch.stack([torch.rot90(grid, k, (0, 1)).reshape(-1) for k in range(4)])
         index = tables[states].unsqueeze(1).expand(-1, x.shape[1], -1)
-        out = x.reshape(*x.shape[:2], -1).gather(2, index).view_as(x)
+        out = x.reshape(*x.shape[:2], height * width).gather(2, index).view_as(x)  # no -1: B or C may be 0
         return keep_memory_format(out, x)
 
 
