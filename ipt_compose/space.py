@@ -210,6 +210,11 @@ class LabelSpace:
             )
         if isinstance(keep, str):
             keep = [keep]
+        unknown = [name for name in keep if name not in self._names]
+        if unknown:
+            raise ValueError(
+                f"keep names factors {unknown} that this space lacks; it has {list(self._names)}"
+            )
         kept = {self.index(name) for name in keep}
         if len(kept) != len(keep):
             raise ValueError(f"keep must not repeat a factor, got {list(keep)}")
