@@ -243,61 +243,89 @@ def from_kornia(
     *,
     lambda_weights: Literal["paired", "own"] = "paired",
 ) -> JointTarget:
-    """Turn kornia's mix labels into a :class:`~ipt_compose.target.JointTarget`.
+    """Turn kornia's mix labels into a :class:`~ipt_compose.target.JointTarget` (mixture form).
 
-    kornia's ``RandomMixUpV2`` returns ``(B, 3)`` rows ``(y_i, y_π(i), λ)`` and
-    ``RandomCutMixV2`` returns ``(num_mix, B, 3)``, one such triple per mixing round. kornia's
-    documented loss is ``(1 - λ) CE(y_i) + λ CE(y_π(i))`` per round, averaged over rounds: its λ
-    weights the **paired** label (``lambda_weights="paired"``, the default). Pass
-    ``lambda_weights="own"`` for labels whose λ weights the row's own label.
+    kornia's ``RandomMixUpV2(data_keys=["input", "class"])`` returns ``(B, 3)`` rows
+    ``(y_i, y_π(i), λ)``; ``RandomCutMixV2`` returns ``(num_mix, B, 3)``, one such triple per
+    round. The result keeps them sparse: ``1 + num_mix`` weighted class indices per row, ready for
+    :class:`~ipt_compose.Compose` (pass it as the labels) or
+    :func:`~ipt_compose.joint_cross_entropy`.
+
+    Rounds compose in order, as kornia applies them to the image: round ``r`` pastes its box from
+    the *original* batch over the current image, so ``t ← w_r t + (1 - w_r) δ(y_{π_r(i)})`` with
+    ``w_r`` the weight of what the row showed before the round. For ``num_mix=1`` this is kornia's
+    documented MixUp loss ``(1 - λ) CE(y_i) + λ CE(y_π(i))`` exactly; for more rounds it is the
+    recipe kornia documented for its first ``RandomCutMix`` (a running product, not an average
+    over rounds: later boxes cover earlier ones). kornia's triples do not say where the boxes
+    overlap, so for ``num_mix > 1`` the weights are the expected areas, not the exact ones.
+
+    Convention:
+        ``lambda_weights`` says which label kornia's ``λ`` weights:
+
+        - ``"paired"`` (default): ``λ`` is the weight of ``y_π(i)``. This is ``RandomMixUpV2``
+          (image ``(1 - λ) x_i + λ x_π(i)``) and ``RandomCutMixV2`` with its compatibility default
+          ``use_correct_lambda=False`` (``λ`` = cut area / image area).
+        - ``"own"``: ``λ`` is the weight of ``y_i``: ``RandomCutMixV2(use_correct_lambda=True)``
+          (``λ = 1 - `` cut area / image area, the paper's and ipt_compose's convention).
+
+        Rows kornia left unmixed (``p < 1``) hold ``(y_i, y_i, 0)`` and come out as ``δ(y_i)``
+        under either convention.
 
     Args:
-        labels: kornia's label triples.
-        num_classes: the class count (needed later only for :meth:`JointTarget.dense`).
-        lambda_weights: which label kornia's λ weights.
+        labels: kornia's label triples, floating point (class indices stored as floats).
+        num_classes: the class count ``N``; optional (hard-label targets ask for it only in
+            :meth:`~ipt_compose.target.JointTarget.dense`), checked against the indices if given.
+        lambda_weights: ``"paired"`` or ``"own"``, see *Convention*.
 
     Returns:
-        A mixture target with ``2 × num_mix`` components per row.
+        A mixture target over ``class`` with ``1 + num_mix`` components per row (the row's own
+        class first); rows sum to 1.
 
     Shape:
         - labels: :math:`(B, 3)` or :math:`(R, B, 3)`
+        - output: ``index`` and ``weight`` :math:`(B, 1 + R)`
 
     Example:
-        >>> triples = torch.tensor([[0.0, 1.0, 0.25], [1.0, 0.0, 0.25]])
+        >>> triples = torch.tensor([[0.0, 1.0, 0.25], [1.0, 0.0, 0.25]])  # RandomMixUpV2 output
         >>> from_kornia(triples, num_classes=2).dense()
         tensor([[0.7500, 0.2500],
                 [0.2500, 0.7500]])
+        >>> rounds = torch.tensor([[[0.0, 1.0, 0.5]], [[0.0, 2.0, 0.5]]])  # RandomCutMixV2, 2 rounds
+        >>> from_kornia(rounds, num_classes=3).dense()
+        tensor([[0.2500, 0.2500, 0.5000]])
     """
     if not isinstance(labels, Tensor):
         raise TypeError(f"labels must be a torch.Tensor, got {type(labels).__name__}")
     if lambda_weights not in ("paired", "own"):
         raise ValueError(f"lambda_weights must be 'paired' or 'own', got {lambda_weights!r}")
+    if not labels.is_floating_point():
+        raise TypeError(
+            f"labels must be kornia's floating-point (y_i, y_π(i), λ) triples, got dtype {labels.dtype}"
+        )
     if labels.ndim == 2:
         labels = labels.unsqueeze(0)
-    if labels.ndim != 3 or labels.shape[-1] != 3:
+    if labels.ndim != 3 or labels.shape[-1] != 3 or labels.shape[0] == 0:
         raise ValueError(
-            f"labels must be kornia's (B, 3) or (num_mix, B, 3) triples, got shape {tuple(labels.shape)}"
+            "labels must be kornia's (B, 3) or (num_mix, B, 3) triples, got shape "
+            f"{tuple(labels.shape)}"
         )
     if num_classes is not None:
         check_positive_int("num_classes", num_classes)
-    rounds = labels.shape[0]
-    own = labels[..., 0]
-    paired = labels[..., 1]
-    lam = labels[..., 2]
-    dtype = labels.dtype if labels.is_floating_point() else torch.get_default_dtype()
+    own, paired, lam = labels.unbind(dim=-1)  # each (R, B)
     check_values((lam >= 0) & (lam <= 1), "labels[..., 2] (λ) must lie in [0, 1]")
-    classes = torch.stack([own, paired], dim=-1)  # (R, B, 2)
+    classes = labels[..., :2]
     check_values(classes == classes.round(), "labels[..., :2] must hold integer class indices")
-    paired_weight = lam if lambda_weights == "paired" else 1 - lam
-    weight = torch.stack([1 - paired_weight, paired_weight], dim=-1).to(dtype) / rounds
-    index = classes.round().long()
-    # (R, B, 2) -> (B, R * 2)
-    index = index.permute(1, 0, 2).reshape(labels.shape[1], 2 * rounds)
-    weight = weight.permute(1, 0, 2).reshape(labels.shape[1], 2 * rounds)
-    check_values(index >= 0, "labels[..., :2] must be non-negative class indices")
+    check_values(classes >= 0, "labels[..., :2] must be non-negative class indices")
     if num_classes is not None:
-        check_values(index < num_classes, f"labels[..., :2] must be class indices < {num_classes}")
-    return JointTarget(weight, index, num_classes=num_classes)
+        check_values(classes < num_classes, f"labels[..., :2] must be class indices < {num_classes}")
+    check_values(own == own[:1], "labels[..., 0] (the row's own class) must agree across rounds")
+    # keep[r]: weight of what row i showed before round r that survives round r.
+    keep = 1 - lam if lambda_weights == "paired" else lam
+    survive = keep.flip(0).cumprod(0).flip(0)  # survive[r] = prod_{s >= r} keep[s]
+    after = torch.cat([survive[1:], torch.ones_like(survive[:1])])  # prod_{s > r} keep[s]
+    weight = torch.cat([survive[:1], (1 - keep) * after])  # (1 + R, B)
+    index = torch.cat([own[:1], paired]).round().long()
+    return JointTarget(weight.t().contiguous(), index.t().contiguous(), num_classes=num_classes)
 
 
 def as_mixer(item: Any) -> _Mixer | None:
