@@ -7,10 +7,11 @@ torchvision does), so any batch size works, 1 included (a row paired with itself
 
 from __future__ import annotations
 
+import copy
 from typing import Any, Literal
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from ipt_compose._checks import check_integer_tensor, check_positive_int, check_values
 from ipt_compose._random import draw_beta, draw_integers
@@ -20,18 +21,22 @@ __all__ = ["CutMix", "MixUp", "from_kornia"]
 
 
 class _Mixer:
-    """Base of the joint-space mixers: draw parameters, then apply them to images and target."""
+    """Base of the mixers: draw parameters (:meth:`sample_params`), then :meth:`apply` them."""
 
     def mix(
         self, images: Tensor, target: JointTarget, generator: torch.Generator | None = None
     ) -> tuple[Tensor, JointTarget]:
-        """Mix a batch of images and its joint target with one draw of parameters."""
-        _check_float_images(images)
-        if target.batch_size != images.shape[0]:
-            raise ValueError(
-                f"images and target must have the same batch size, got {images.shape[0]} and "
-                f"{target.batch_size}"
-            )
+        """Mix a batch of images and its joint target with one draw of parameters.
+
+        Args:
+            images: the image batch, floating point.
+            target: the joint target of its rows (any space: class only, or class × pretexts).
+            generator: a ``torch.Generator`` for the draws; the global RNG if ``None``.
+
+        Returns:
+            The mixed images and the mixed target, over the same space as ``target``.
+        """
+        _check_batch(images, target)
         params = self.sample_params(images, generator=generator)
         return self.apply(images, target, params)
 
@@ -53,7 +58,14 @@ class _Mixer:
         num_classes: int | None = None,
         generator: torch.Generator | None = None,
     ) -> tuple[Tensor, JointTarget]:
-        """Mix ``images`` and ``labels`` (hard ``(B,)``, soft ``(B, N)`` or a ``JointTarget``).
+        """Mix ``images`` and ``labels`` outside :class:`~ipt_compose.Compose`.
+
+        Args:
+            images: the image batch, floating point.
+            labels: hard labels ``(B,)``, probabilities ``(B, N)`` or a
+                :class:`~ipt_compose.target.JointTarget`.
+            num_classes: the class count, for hard labels.
+            generator: a ``torch.Generator`` for the draws; the global RNG if ``None``.
 
         Returns:
             The mixed images and the mixed :class:`~ipt_compose.target.JointTarget`.
@@ -70,15 +82,17 @@ class _BetaMixer(_Mixer):
     def __init__(self, alpha: float = 1.0, *, per_sample: bool = False) -> None:
         if isinstance(alpha, bool) or not isinstance(alpha, int | float):
             raise TypeError(f"alpha must be a number, got {type(alpha).__name__}")
-        if not alpha > 0:
-            raise ValueError(f"alpha must be positive, got {alpha}")
+        if not 0 < alpha < float("inf"):
+            raise ValueError(f"alpha must be positive and finite, got {alpha}")
+        if not isinstance(per_sample, bool):
+            raise TypeError(f"per_sample must be a bool, got {type(per_sample).__name__}")
         self.alpha = float(alpha)
-        self.per_sample = bool(per_sample)
+        self.per_sample = per_sample
 
     def _draw_lam(self, images: Tensor, generator: torch.Generator | None) -> Tensor:
         shape = (images.shape[0],) if self.per_sample else ()
         return draw_beta(
-            self.alpha, shape, device=images.device, dtype=images.dtype, generator=generator
+            self.alpha, shape, device=images.device, dtype=torch.float32, generator=generator
         )
 
     def __repr__(self) -> str:
@@ -90,81 +104,144 @@ class MixUp(_BetaMixer):
 
     Inside :class:`~ipt_compose.Compose` it acts in list order: before a pretext it mixes class
     labels (each mixed image then gets one pretext state), after an input pretext it mixes the joint
-    labels (the pretext labels are mixed too). Standalone, ``MixUp()(images, labels)`` returns the
-    mixed images and a :class:`~ipt_compose.target.JointTarget`.
+    labels (the pretext labels are mixed too). It cannot follow a feature-site pretext. Standalone,
+    ``MixUp()(images, labels)`` returns the mixed images and a
+    :class:`~ipt_compose.target.JointTarget`. A mixture target stays sparse: each mix doubles its
+    components (hard labels mixed twice: at most four per row).
 
     Args:
-        alpha: ``λ ~ Beta(alpha, alpha)``.
+        alpha: ``λ ~ Beta(alpha, alpha)``; must be positive.
         per_sample: draw ``λ`` per row instead of once per batch.
 
     Convention:
-        ``λ`` weights the row's own label; row ``i`` is paired with row ``i - 1`` (``roll(1)``).
+        ``λ`` weights the row's own label (torchvision's and timm's convention); row ``i`` is
+        paired with row ``i - 1`` (``roll(1)``, as torchvision), so any batch size works and a
+        batch of one is left unchanged.
 
     Shape:
         - images: :math:`(B, C, H, W)`, floating point
-        - labels: :math:`(B)` or :math:`(B, N)`
+        - labels: :math:`(B)`, :math:`(B, N)` or a target of :math:`B` rows
+        - output: images :math:`(B, C, H, W)` and a target of :math:`B` rows
 
     Example:
+        >>> g = torch.Generator().manual_seed(0)
         >>> images, labels = torch.rand(4, 3, 8, 8), torch.tensor([0, 1, 2, 3])
-        >>> mixed, target = MixUp()(images, labels, num_classes=4)
+        >>> mixed, target = MixUp()(images, labels, num_classes=4, generator=g)
         >>> target.dense().sum(dim=1)
         tensor([1., 1., 1., 1.])
+        >>> target.index
+        tensor([[0, 3],
+                [1, 0],
+                [2, 1],
+                [3, 2]])
     """
 
     def sample_params(
         self, images: Tensor, *, generator: torch.Generator | None = None
     ) -> dict[str, Tensor]:
-        """Draw ``{"lam": ()|(B,)}``."""
+        """Draw the mixing weight.
+
+        Args:
+            images: the batch to be mixed (for its size and device).
+            generator: a ``torch.Generator``; the global RNG if ``None``.
+
+        Returns:
+            ``{"lam": λ}``, the weight of each row's own image and label (``float32``).
+
+        Shape:
+            - lam: :math:`()`, or :math:`(B)` with ``per_sample=True``
+        """
         return {"lam": self._draw_lam(images, generator)}
 
     def apply(
         self, images: Tensor, target: JointTarget, params: dict[str, Tensor]
     ) -> tuple[Tensor, JointTarget]:
-        """Mix with given parameters (``params["lam"]``)."""
-        lam = params["lam"].to(images.dtype)
+        """Mix with given parameters: ``λ x_i + (1-λ) x_{i-1}`` and ``λ p_i + (1-λ) p_{i-1}``.
+
+        Args:
+            images: the image batch, floating point.
+            target: its joint target.
+            params: ``{"lam": λ}`` as :meth:`sample_params` returns it.
+
+        Returns:
+            The mixed images and target.
+
+        Shape:
+            - lam: :math:`()` or :math:`(B)`
+        """
+        _check_batch(images, target)
+        lam = params["lam"]
+        if not isinstance(lam, Tensor) or lam.shape not in ((), (images.shape[0],)):
+            got = tuple(lam.shape) if isinstance(lam, Tensor) else type(lam).__name__
+            raise ValueError(
+                f"params['lam'] must be a tensor of shape () or ({images.shape[0]},), got {got}"
+            )
+        check_values((lam >= 0) & (lam <= 1), "params['lam'] (λ) must lie in [0, 1]")
+        weight = lam.to(device=images.device, dtype=images.dtype)
         pairing = _roll_pairing(images)
-        weight = lam.view(-1, 1, 1, 1) if lam.ndim else lam
+        if weight.ndim:
+            weight = weight.view(-1, 1, 1, 1)
         mixed = images * weight + images[pairing] * (1 - weight)
-        return mixed, target.mix(pairing, lam)
+        return mixed, target.mix(pairing, lam.to(device=target.device, dtype=target.dtype))
 
 
 class CutMix(_BetaMixer):
     """CutMix (Yun et al., 2019) of images and joint labels: paste a box of the paired image.
 
-    The box follows torchvision's ``v2.CutMix``: centre uniform over the image, side
-    ``sqrt(1-λ)`` of the image's, clipped at the border, and ``λ`` recomputed from the clipped area.
-    Placement inside :class:`~ipt_compose.Compose` works as for :class:`MixUp`.
+    The box follows torchvision's ``v2.CutMix``: centre uniform over the image, half-side
+    ``int(0.5 sqrt(1-λ) × side)``, clipped at the border, and ``λ`` recomputed from the clipped
+    area. Placement inside :class:`~ipt_compose.Compose` works as for :class:`MixUp`.
 
     Args:
-        alpha: ``λ ~ Beta(alpha, alpha)``.
+        alpha: ``λ ~ Beta(alpha, alpha)``; must be positive.
         per_sample: draw ``λ`` and the box per row instead of once per batch.
 
     Convention:
-        ``λ = 1 - box area / image area`` weights the row's own label; row ``i`` gets the box from
-        row ``i - 1``.
+        ``λ = 1 - box area / image area`` weights the row's own label (torchvision's, timm's and
+        the paper's convention); row ``i`` gets the box from row ``i - 1`` (``roll(1)``).
 
     Shape:
         - images: :math:`(B, C, H, W)`, floating point
-        - labels: :math:`(B)` or :math:`(B, N)`
+        - labels: :math:`(B)`, :math:`(B, N)` or a target of :math:`B` rows
+        - output: images :math:`(B, C, H, W)` and a target of :math:`B` rows
 
     Example:
-        >>> g = torch.Generator().manual_seed(0)
-        >>> mixed, target = CutMix()(torch.rand(3, 3, 8, 8), torch.tensor([0, 1, 2]), num_classes=3,
-        ...                          generator=g)
-        >>> target.weight.shape
-        torch.Size([3, 2])
+        >>> images = torch.zeros(2, 1, 4, 4)
+        >>> images[1] = 1.0
+        >>> labels = JointTarget.from_labels(torch.tensor([0, 1]), num_classes=2)
+        >>> box = torch.tensor([0, 0, 2, 2])  # x1, y1, x2, y2: a quarter of the image
+        >>> mixed, target = CutMix().apply(images, labels, {"box": box})
+        >>> mixed[0, 0]
+        tensor([[1., 1., 0., 0.],
+                [1., 1., 0., 0.],
+                [0., 0., 0., 0.],
+                [0., 0., 0., 0.]])
+        >>> target.dense()
+        tensor([[0.7500, 0.2500],
+                [0.2500, 0.7500]])
     """
 
     def sample_params(
         self, images: Tensor, *, generator: torch.Generator | None = None
     ) -> dict[str, Tensor]:
-        """Draw ``{"box": (4,)|(B, 4)}`` as ``(x1, y1, x2, y2)`` pixel bounds, end exclusive."""
+        """Draw the box to paste.
+
+        Args:
+            images: the batch to be mixed (for its size, height, width and device).
+            generator: a ``torch.Generator``; the global RNG if ``None``.
+
+        Returns:
+            ``{"box": (x1, y1, x2, y2)}``: pixel bounds, end exclusive, ``torch.long``.
+
+        Shape:
+            - box: :math:`(4)`, or :math:`(B, 4)` with ``per_sample=True``
+        """
         height, width = images.shape[-2:]
-        lam = self._draw_lam(images, generator).float()
+        lam = self._draw_lam(images, generator)
         count = images.shape[0] if self.per_sample else 1
         centre_x = draw_integers(width, count, device=images.device, generator=generator)
         centre_y = draw_integers(height, count, device=images.device, generator=generator)
-        half = 0.5 * torch.sqrt(1.0 - lam)
+        half = 0.5 * torch.sqrt(1.0 - lam.double())
         half_w = (half * width).floor().long()
         half_h = (half * height).floor().long()
         box = torch.stack(
@@ -181,22 +258,42 @@ class CutMix(_BetaMixer):
     def apply(
         self, images: Tensor, target: JointTarget, params: dict[str, Tensor]
     ) -> tuple[Tensor, JointTarget]:
-        """Paste ``params["box"]`` from the paired rows; ``λ`` follows from the box's area."""
+        """Paste ``params["box"]`` from the paired rows; ``λ`` follows from the box's area.
+
+        Args:
+            images: the image batch, floating point.
+            target: its joint target.
+            params: ``{"box": (x1, y1, x2, y2)}``, integer pixel bounds, end exclusive: one box
+                for the batch or one per row.
+
+        Returns:
+            The mixed images, and the target mixed with ``λ = 1 - area / (H W)`` (per row for
+            per-row boxes).
+
+        Shape:
+            - box: :math:`(4)` or :math:`(B, 4)`
+        """
+        _check_batch(images, target)
         box = params["box"]
-        check_integer_tensor("box", box)
+        check_integer_tensor("params['box']", box)
         if box.shape not in ((4,), (images.shape[0], 4)):
-            raise ValueError(f"box must have shape (4,) or ({images.shape[0]}, 4), got {tuple(box.shape)}")
+            raise ValueError(
+                f"params['box'] must have shape (4,) or ({images.shape[0]}, 4) as "
+                f"(x1, y1, x2, y2), got {tuple(box.shape)}"
+            )
         height, width = images.shape[-2:]
-        boxes = box.view(-1, 4, 1, 1).to(images.device)
+        x1, y1, x2, y2 = (c.view(-1, 1, 1) for c in box.to(images.device).long().unbind(dim=-1))
+        check_values(
+            (x1 >= 0) & (x1 <= x2) & (x2 <= width) & (y1 >= 0) & (y1 <= y2) & (y2 <= height),
+            f"params['box'] must hold 0 <= x1 <= x2 <= {width} and 0 <= y1 <= y2 <= {height}",
+        )
         rows = torch.arange(height, device=images.device).view(1, height, 1)
         cols = torch.arange(width, device=images.device).view(1, 1, width)
-        inside = (
-            (rows >= boxes[:, 1]) & (rows < boxes[:, 3]) & (cols >= boxes[:, 0]) & (cols < boxes[:, 2])
-        )
+        inside = (rows >= y1) & (rows < y2) & (cols >= x1) & (cols < x2)
         pairing = _roll_pairing(images)
         mixed = torch.where(inside.unsqueeze(1), images[pairing], images)
-        area = (boxes[:, 2] - boxes[:, 0]).clamp(min=0) * (boxes[:, 3] - boxes[:, 1]).clamp(min=0)
-        lam = 1.0 - area.view(-1).to(images.dtype) / (height * width)
+        area = ((x2 - x1) * (y2 - y1)).view(-1).double()
+        lam = (1.0 - area / (height * width)).to(device=target.device, dtype=target.dtype)
         return mixed, target.mix(pairing, lam if box.ndim == 2 else lam[0])
 
 
@@ -204,34 +301,32 @@ class _TorchvisionMixer(_Mixer):
     """Runs a torchvision ``v2.MixUp``/``v2.CutMix`` inside :class:`~ipt_compose.Compose`.
 
     torchvision mixes images and labels with one λ and one pairing. Handing it the row numbers
-    ``arange(B)`` as labels over ``B`` classes returns exactly the ``(B, B)`` mixing matrix it used;
+    ``arange(B)`` as labels over ``B`` classes returns exactly the ``(B, B)`` mixing matrix it used:
     its diagonal is each row's own weight ``λ`` and the other non-zero column is the partner. The
     joint target is then mixed with that λ and pairing, which equals what torchvision gives for the
-    dense joint labels, without building them. It draws from the global RNG (torchvision takes no
-    generator).
+    dense joint labels, without building them. torchvision takes no generator: it draws from the
+    global RNG whatever ``generator`` says.
     """
 
-    def __init__(self, transform: nn.Module) -> None:
+    def __init__(self, transform: Any) -> None:
         self.transform = transform
 
     def mix(
         self, images: Tensor, target: JointTarget, generator: torch.Generator | None = None
     ) -> tuple[Tensor, JointTarget]:
-        _check_float_images(images)
-        import copy
-
+        _check_batch(images, target)
         batch = images.shape[0]
         if batch == 0:  # nothing to mix (torchvision cannot infer a class count from no labels)
             return images, target
         rows = torch.arange(batch, device=images.device)
         transform = copy.copy(self.transform)
-        transform.num_classes = batch  # type: ignore[assignment]
+        transform.num_classes = batch
         mixed, matrix = transform(images, rows)
         own = matrix.diagonal()
         others = matrix.masked_fill(torch.eye(batch, dtype=torch.bool, device=matrix.device), -1)
         partner = others.argmax(dim=1)
         lam = own if batch > 1 else torch.ones_like(own)
-        return mixed, target.mix(partner, lam.to(target.dtype))
+        return mixed, target.mix(partner, lam.to(target.dtype).clamp(0, 1))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.transform!r})"
@@ -343,7 +438,7 @@ def _roll_pairing(images: Tensor) -> Tensor:
     return torch.arange(images.shape[0], device=images.device).roll(1)
 
 
-def _check_float_images(images: Tensor) -> None:
+def _check_batch(images: Tensor, target: JointTarget) -> None:
     if not isinstance(images, Tensor):
         raise TypeError(f"images must be a torch.Tensor, got {type(images).__name__}")
     if images.ndim != 4:
@@ -354,4 +449,13 @@ def _check_float_images(images: Tensor) -> None:
             "first (e.g. v2.ToDtype(torch.float32, scale=True))"
         )
     if images.shape[-2] == 0 or images.shape[-1] == 0:
-        raise ValueError(f"images must have at least one pixel to be mixed, got shape {tuple(images.shape)}")
+        raise ValueError(
+            f"images must have at least one pixel to be mixed, got shape {tuple(images.shape)}"
+        )
+    if not isinstance(target, JointTarget):
+        raise TypeError(f"target must be a JointTarget, got {type(target).__name__}")
+    if target.batch_size != images.shape[0]:
+        raise ValueError(
+            f"images and target must have the same batch size, got {images.shape[0]} and "
+            f"{target.batch_size}"
+        )
