@@ -134,7 +134,7 @@ class Compose:
     @property
     def num_states(self) -> int:
         """Product of the pretexts' state counts ``K``; the joint width is ``num_classes * K``."""
-        return math.prod(p.num_states for p in self.pretexts)
+        return math.prod([p.num_states for p in self.pretexts])
 
     def space(self, num_classes: int | None = None) -> LabelSpace:
         """The joint label space ``class × p1 × p2 …`` in list order.
@@ -198,8 +198,8 @@ class Compose:
     def _enumerate(self, images: Tensor, target: JointTarget) -> PretextBatch:
         pretexts = self.pretexts
         inner = [p for p in pretexts if p.site == "input"] + [p for p in pretexts if p.site == "feature"]
-        k_in = math.prod(p.num_states for p in pretexts if p.site == "input")
-        k_feat = math.prod(p.num_states for p in pretexts if p.site == "feature")
+        k_in = math.prod([p.num_states for p in pretexts if p.site == "input"])
+        k_feat = math.prod([p.num_states for p in pretexts if p.site == "feature"])
         batch = images.shape[0]
         grid = (batch, *(p.num_states for p in inner))
         device = images.device

@@ -236,7 +236,7 @@ class JointModel(nn.Module):
             raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
         check_integer_tensor("states", states)
         n = len(self.pretext.pretexts)
-        k_feat = math.prod(p.num_states for p in self.feature_pretexts)
+        k_feat = math.prod([p.num_states for p in self.feature_pretexts])
         if x.ndim == 0:
             raise ValueError("x must have a batch dimension")
         batch_in = x.shape[0]
@@ -348,8 +348,8 @@ class JointModel(nn.Module):
             enumerate_it = enumerate_inputs if p.site == "input" else enumerate_features
             return p.num_states if enumerate_it else 1
 
-        e_in = math.prod(choices(p) for p in ordered if p.site == "input")
-        e_feat = math.prod(choices(p) for p in ordered if p.site == "feature")
+        e_in = math.prod([choices(p) for p in ordered if p.site == "input"])
+        e_feat = math.prod([choices(p) for p in ordered if p.site == "feature"])
         grid = (x.shape[0], *(choices(p) for p in ordered))
         state_of = {}
         for i, p in enumerate(ordered):
@@ -368,8 +368,8 @@ class JointModel(nn.Module):
 
 def _insert_factor(features: Tensor, context: _Forward, index: int, sizes: list[int]) -> Tensor:
     """Replicate rows for feature factor ``index``, keeping rows row-major in list order."""
-    before = math.prod(sizes[i] for i in context.present if i < index)
-    after = math.prod(sizes[i] for i in context.present if i > index)
+    before = math.prod([sizes[i] for i in context.present if i < index])
+    after = math.prod([sizes[i] for i in context.present if i > index])
     rest = features.shape[1:]
     grouped = features.reshape(context.batch_in * before, 1, after, *rest)
     expanded = grouped.expand(-1, sizes[index], -1, *rest)

@@ -223,7 +223,7 @@ class LabelSpace:
         dropped = tuple(len(lead) + i for i in range(len(self._sizes)) if i not in kept)
         if dropped:
             grid = torch.logsumexp(grid, dim=dropped) if logits else grid.sum(dim=dropped)
-        return grid.reshape(*lead, math.prod(self._sizes[i] for i in kept))  # no -1: lead may hold a 0
+        return grid.reshape(*lead, math.prod([self._sizes[i] for i in kept]))  # no -1: lead may hold a 0
 
     def sub(self, keep: Sequence[str]) -> LabelSpace:
         """The space of the factors in ``keep`` (in this space's order); must keep ``"class"``."""

@@ -166,7 +166,7 @@ class JointTarget:
     @property
     def num_states(self) -> int:
         """Product of the pretext factor sizes (the joint index stride of the class factor)."""
-        return math.prod(size for _, size in self._factors)
+        return math.prod([size for _, size in self._factors])
 
     @property
     def is_dense(self) -> bool:
