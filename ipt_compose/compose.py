@@ -10,7 +10,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from ipt_compose._checks import check_positive_int
+from ipt_compose._checks import check_positive_int, check_range
 from ipt_compose.mix import _Mixer, as_mixer
 from ipt_compose.pretext.base import Pretext
 from ipt_compose.space import LabelSpace
@@ -151,13 +151,19 @@ class Compose:
 
     # ------------------------------------------------------------------ call
     def __call__(
-        self, images: Tensor, labels: Tensor, *, generator: torch.Generator | None = None
+        self,
+        images: Tensor,
+        labels: Tensor | JointTarget,
+        *,
+        generator: torch.Generator | None = None,
     ) -> PretextBatch:
         """Apply the pretexts (and mixers) to a batch and build its joint target.
 
         Args:
             images: the image batch.
-            labels: hard labels ``(B,)`` or probabilities ``(B, N)`` (e.g. from ``v2.CutMix``).
+            labels: hard labels ``(B,)``, probabilities ``(B, N)`` (e.g. from ``v2.CutMix``) or a
+                :class:`~ipt_compose.target.JointTarget` over ``class`` alone (e.g. from
+                :func:`~ipt_compose.from_kornia`).
             generator: a ``torch.Generator`` for the states and our mixers' draws; the global RNG
                 if ``None``. torchvision mixers always use the global RNG.
 
@@ -168,14 +174,17 @@ class Compose:
             raise TypeError(f"images must be a torch.Tensor, got {type(images).__name__}")
         if images.ndim != 4:
             raise ValueError(f"images must have shape (B, C, H, W), got shape {tuple(images.shape)}")
-        if not isinstance(labels, Tensor):
-            raise TypeError(f"labels must be a torch.Tensor, got {type(labels).__name__}")
-        if labels.ndim == 0 or labels.shape[0] != images.shape[0]:
-            raise ValueError(
-                f"images and labels must have the same batch size, got {images.shape[0]} images "
-                f"and labels of shape {tuple(labels.shape)}"
-            )
-        target = JointTarget.from_labels(labels.to(images.device), self.num_classes)
+        if isinstance(labels, JointTarget):
+            target = _class_target(labels, images.shape[0], self.num_classes).to(images.device)
+        else:
+            if not isinstance(labels, Tensor):
+                raise TypeError(f"labels must be a torch.Tensor, got {type(labels).__name__}")
+            if labels.ndim == 0 or labels.shape[0] != images.shape[0]:
+                raise ValueError(
+                    f"images and labels must have the same batch size, got {images.shape[0]} "
+                    f"images and labels of shape {tuple(labels.shape)}"
+                )
+            target = JointTarget.from_labels(labels.to(images.device), self.num_classes)
         if self.mode == "all":
             return self._enumerate(images, target)
         return self._sample(images, target, generator)
@@ -240,3 +249,26 @@ def _flatten(items: Iterable[object]) -> Iterable[Pretext | _Mixer]:
                     f"torchvision's v2.MixUp/v2.CutMix, got {type(item).__name__}"
                 )
             yield mixer
+
+
+def _class_target(target: JointTarget, batch: int, num_classes: int | None) -> JointTarget:
+    """Labels given as a target (e.g. :func:`~ipt_compose.from_kornia`'s): over ``class`` alone."""
+    if target.factors:
+        raise ValueError(
+            "labels given as a JointTarget must be over 'class' alone (e.g. from from_kornia), "
+            f"got one with pretext factors {[name for name, _ in target.factors]}"
+        )
+    if target.batch_size != batch:
+        raise ValueError(
+            f"images and labels must have the same batch size, got {batch} images and a target "
+            f"of {target.batch_size} rows"
+        )
+    if num_classes is None or target.num_classes == num_classes:
+        return target
+    if target.num_classes is not None:
+        raise ValueError(
+            f"labels are over {target.num_classes} classes but num_classes is {num_classes}; "
+            "they must agree"
+        )
+    check_range("labels", target.index, num_classes, "class index")
+    return JointTarget(target.weight, target.index, num_classes=num_classes)
