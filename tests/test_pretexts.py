@@ -106,13 +106,11 @@ class TestChecklist:
                 pretext.apply(x, bad)
 
     @pytest.mark.parametrize("dtype", [torch.float32, torch.bool])
-    def test_states_wrong_dtype(
-        self, case: tuple[Pretext, tuple[int, ...]], dtype: torch.dtype
-    ) -> None:
+    def test_states_wrong_dtype(self, case: tuple[Pretext, tuple[int, ...]], dtype: torch.dtype) -> None:
         pretext, shape = case
         with pytest.raises(TypeError, match="integer tensor"):
             pretext.apply(_input(shape), torch.zeros(shape[0], dtype=dtype))
-        with pytest.raises(TypeError, match="states must be a torch.Tensor"):
+        with pytest.raises(TypeError, match=r"states must be a torch\.Tensor"):
             pretext.apply(_input(shape), [0] * shape[0])  # type: ignore[arg-type]
 
     def test_states_out_of_range(self, case: tuple[Pretext, tuple[int, ...]]) -> None:
@@ -134,7 +132,7 @@ class TestChecklist:
         pretext, shape = case
         with pytest.raises(ValueError, match="shape"):
             pretext.apply(torch.rand(3), torch.zeros(3, dtype=torch.long))
-        with pytest.raises(TypeError, match="x must be a torch.Tensor"):
+        with pytest.raises(TypeError, match=r"x must be a torch\.Tensor"):
             pretext.apply(_input(shape).tolist(), torch.zeros(shape[0], dtype=torch.long))  # type: ignore[arg-type]
         if pretext.site == "input":
             # images must be (B, C, H, W): 3-D and 5-D are refused
@@ -202,9 +200,7 @@ class TestChecklist:
 
     def test_sample_states(self, case: tuple[Pretext, tuple[int, ...]]) -> None:
         pretext, _ = case
-        draws = [
-            pretext.sample_states(64, generator=torch.Generator().manual_seed(5)) for _ in range(2)
-        ]
+        draws = [pretext.sample_states(64, generator=torch.Generator().manual_seed(5)) for _ in range(2)]
         assert torch.equal(draws[0], draws[1])
         assert draws[0].dtype == torch.long and draws[0].shape == (64,)
         assert int(draws[0].min()) >= 0 and int(draws[0].max()) < pretext.num_states
