@@ -6,7 +6,7 @@ reproducible from hypothesis' record while the tensors themselves stay cheap to 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from hypothesis import HealthCheck, settings
@@ -20,6 +20,7 @@ __all__ = [
     "PROPERTY",
     "apply_op",
     "dense_of",
+    "draw_op",
     "generator",
     "keep_subsets",
     "lams",
@@ -135,15 +136,20 @@ def dense_of(target: JointTarget, num_classes: int) -> Tensor:
     return target.dense(num_classes=num_classes)
 
 
-def apply_op(
-    data: st.DataObject, target: JointTarget, op: str, step: int, g: torch.Generator
-) -> JointTarget:
-    """Apply one random ``lift``/``mix``/``marginal`` to ``target`` (parameters drawn from ``data``)."""
-    b = target.batch_size
+def draw_op(
+    data: st.DataObject, batch_size: int, factor_names: Sequence[str], op: str, step: int,
+    g: torch.Generator,
+) -> Callable[[JointTarget], JointTarget]:
+    """Draw the parameters of one ``lift``/``mix``/``marginal`` and return it as a function.
+
+    The same function can then be applied to several targets (e.g. a mixture and its dense form).
+    ``factor_names`` are the pretext factors of the targets it will be applied to.
+    """
+    b = batch_size
     if op == "lift":
         k = data.draw(st.integers(1, 3), label=f"K{step}")
         states = torch.randint(k, (b,), generator=g)
-        return target.lift(states, f"q{step}", k)
+        return lambda t: t.lift(states, f"q{step}", k)
     if op == "mix":
         pairing = data.draw(
             st.one_of(st.permutations(range(b)), st.lists(st.integers(0, b - 1), min_size=b,
@@ -151,9 +157,16 @@ def apply_op(
             label=f"pairing{step}",
         )
         lam = data.draw(lams(b), label=f"lam{step}")
-        return target.mix(torch.tensor(pairing), lam)
+        return lambda t: t.mix(torch.tensor(pairing), lam)
     if op == "marginal":
-        names = ["class", *(n for n, _ in target.factors)]
-        keep = data.draw(keep_subsets(names), label=f"keep{step}")
-        return target.marginal(keep)
+        keep = data.draw(keep_subsets(["class", *factor_names]), label=f"keep{step}")
+        return lambda t: t.marginal(keep)
     raise AssertionError(f"unknown op {op!r}")
+
+
+def apply_op(
+    data: st.DataObject, target: JointTarget, op: str, step: int, g: torch.Generator
+) -> JointTarget:
+    """Apply one random ``lift``/``mix``/``marginal`` to ``target`` (parameters drawn from ``data``)."""
+    names = [n for n, _ in target.factors]
+    return draw_op(data, target.batch_size, names, op, step, g)(target)
