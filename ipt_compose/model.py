@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -287,15 +288,16 @@ class JointModel(nn.Module):
         return features
 
     def _make_site_hook(self, site: str) -> Any:
-        def hook(module: nn.Module, args: Any, output: Tensor) -> Tensor:
-            if not isinstance(output, Tensor):
-                raise TypeError(
-                    f"the site {site!r} must output a tensor for a feature pretext, "
-                    f"got {type(output).__name__}"
-                )
-            return self._apply_site(site, output)
+        # a partial of a bound method, not a closure: it pickles, and deepcopy rebinds it to the copy
+        return functools.partial(self._site_hook, site)
 
-        return hook
+    def _site_hook(self, site: str, module: nn.Module, args: Any, output: Tensor) -> Tensor:
+        if not isinstance(output, Tensor):
+            raise TypeError(
+                f"the site {site!r} must output a tensor for a feature pretext, "
+                f"got {type(output).__name__}"
+            )
+        return self._apply_site(site, output)
 
     def _head_hook(self, module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
         context = self._context
