@@ -153,9 +153,7 @@ class TestCutMix:
     def test_any_batch_size(self, batch: int) -> None:
         images, labels = _batch(2, batch, 4)
         for per_sample in (False, True):
-            mixed, target = CutMix(per_sample=per_sample)(
-                images, labels, num_classes=4, generator=_gen(5)
-            )
+            mixed, target = CutMix(per_sample=per_sample)(images, labels, num_classes=4, generator=_gen(5))
             assert mixed.shape == images.shape
             _assert_distributions(target.dense())
         if batch == 1:
@@ -174,9 +172,7 @@ class TestCutMix:
             found += 1
             rows, cols = changed.nonzero(as_tuple=True)
             box = torch.tensor([cols.min(), rows.min(), cols.max() + 1, rows.max() + 1])
-            ours, target = CutMix().apply(
-                images, JointTarget.from_labels(labels, num_classes), {"box": box}
-            )
+            ours, target = CutMix().apply(images, JointTarget.from_labels(labels, num_classes), {"box": box})
             torch.testing.assert_close(ours, tv_images)
             torch.testing.assert_close(target.dense(), tv_dense)
         assert found >= 10
@@ -248,9 +244,7 @@ class TestOrderLaws:
         rot_first = mixed_first.dense().view(batch, 3, 4).sum(1)
         torch.testing.assert_close(rot_first.double(), onehot)  # one state per mixed image
         # both orders have the same class marginal
-        torch.testing.assert_close(
-            after.marginal(["class"]).dense(), mixed_first.marginal(["class"]).dense()
-        )
+        torch.testing.assert_close(after.marginal(["class"]).dense(), mixed_first.marginal(["class"]).dense())
 
     @given(
         seed=st.integers(0, 2**31 - 1),
@@ -284,9 +278,7 @@ class TestOrderLaws:
 class TestComposeWithMixers:
     def test_mixing_twice_keeps_at_most_four_components(self) -> None:
         images, labels = _batch(0, 5, 10, size=16)
-        pretext = Compose(
-            [MixUp(), Rotation(), CutMix(per_sample=True), ChannelDrop(k=4)], num_classes=10
-        )
+        pretext = Compose([MixUp(), Rotation(), CutMix(per_sample=True), ChannelDrop(k=4)], num_classes=10)
         batch = pretext(images, labels, generator=_gen(0))
         assert batch.target.weight.shape == (5, 4)
         assert (batch.target.weight > 0).sum(dim=1).max() <= 4
