@@ -122,7 +122,8 @@ def image_folder(
         image_size: resize every image to ``image_size``² (needed when sizes differ).
         cache_dir: if given, the decoded tensor is saved there and reused by later runs.
     """
-    from torchvision.io import ImageReadMode, decode_image, read_file
+    import numpy as np
+    from PIL import Image
 
     root = Path(root)
     classes = sorted(p.name for p in root.iterdir() if p.is_dir())
@@ -152,7 +153,8 @@ def image_folder(
             return ImageSet(saved["images"], saved["labels"], saved["classes"])
     decoded = []
     for i in keep.tolist():
-        img = decode_image(read_file(str(files[i])), mode=ImageReadMode.RGB)
+        with Image.open(files[i]) as opened:
+            img = torch.from_numpy(np.asarray(opened.convert("RGB")).copy()).permute(2, 0, 1)
         if image_size is not None and tuple(img.shape[-2:]) != (image_size, image_size):
             img = F.interpolate(
                 img[None].float(), size=(image_size, image_size), mode="bilinear", antialias=True
