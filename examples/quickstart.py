@@ -16,9 +16,9 @@ from torchvision.models import resnet18
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _data import batches, digits, normalize  # noqa: E402
+from _data import batches, digits, normalize
 
-from ipt_compose import ChannelDrop, Compose, JointModel, joint_cross_entropy  # noqa: E402
+from ipt_compose import ChannelDrop, Compose, JointModel, joint_cross_entropy
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import statistics
@@ -48,7 +47,7 @@ from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _data import (  # noqa: E402
+from _data import (
     ImageSet,
     augment,
     batches,
@@ -60,7 +59,7 @@ from _data import (  # noqa: E402
     torchvision_cifar10,
 )
 
-from ipt_compose import ChannelDrop, Compose, JointModel, Rotation, joint_cross_entropy  # noqa: E402
+from ipt_compose import ChannelDrop, Compose, JointModel, Rotation, joint_cross_entropy
 
 CONFIGS = (
     "baseline",
@@ -156,10 +155,8 @@ def evaluate(
     for images, labels in batches(test, batch_size, shuffle=False):
         x, labels = prep(images), labels.to(prep.device)  # type: ignore[attr-defined]
         for name, aggregate in columns.items():
-            if isinstance(model, JointModel):
-                scores = model.predict(x, aggregate=aggregate)  # type: ignore[arg-type]
-            else:
-                scores = model(x)
+            joint = isinstance(model, JointModel)
+            scores = model.predict(x, aggregate=aggregate) if joint else model(x)  # type: ignore[arg-type]
             correct[name] += int((scores.argmax(1) == labels).sum())
     return {name: correct[name] / len(test) for name in columns}
 
@@ -227,7 +224,7 @@ def run_one(
         epoch_time = time.perf_counter() - t0
         train_time += epoch_time
         last = epoch == args.epochs
-        if last or args.eval_every > 0 and epoch % args.eval_every == 0:
+        if last or (args.eval_every > 0 and epoch % args.eval_every == 0):
             acc = evaluate(model, test, columns, prep, args.eval_batch_size)
         else:
             acc = {}
