@@ -1,16 +1,17 @@
 """ipt_compose: composable self-supervised pretext tasks over one joint-label algebra.
 
-The public surface: :class:`Compose`, the pretexts (:class:`ChannelDrop`, :class:`Rotation`,
-:class:`Cutout`, and the :class:`Pretext` base to write your own), the mixers (:class:`MixUp`,
-:class:`CutMix`, :func:`from_kornia`), :class:`JointModel`, :func:`joint_cross_entropy`,
-:class:`LabelSpace` and :class:`JointTarget`.
+The public surface: :class:`Compose`, the pretexts (:class:`ChannelDrop`, :class:`RegionDrop`,
+:class:`Rotation`, :class:`Cutout`, and the :class:`Pretext` base to write your own), the mixers
+(:class:`MixUp`, :class:`CutMix`, :func:`from_kornia`), :class:`JointModel`,
+:func:`joint_cross_entropy`, :func:`self_distillation_loss`, :class:`LabelSpace` and
+:class:`JointTarget`.
 """
 
 from ipt_compose.compose import Compose, PretextBatch
-from ipt_compose.loss import joint_cross_entropy
+from ipt_compose.loss import joint_cross_entropy, self_distillation_loss
 from ipt_compose.mix import CutMix, MixUp, from_kornia
-from ipt_compose.model import JointModel
-from ipt_compose.pretext import ChannelDrop, Cutout, Pretext, Rotation
+from ipt_compose.model import JointModel, JointOutput
+from ipt_compose.pretext import ChannelDrop, Cutout, Pretext, RegionDrop, Rotation
 from ipt_compose.space import LabelSpace
 from ipt_compose.target import JointTarget
 
@@ -22,13 +23,16 @@ __all__ = [
     "CutMix",
     "Cutout",
     "JointModel",
+    "JointOutput",
     "JointTarget",
     "LabelSpace",
     "MixUp",
     "Pretext",
     "PretextBatch",
+    "RegionDrop",
     "Rotation",
     "__version__",
     "from_kornia",
     "joint_cross_entropy",
+    "self_distillation_loss",
 ]

@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from ipt_compose._checks import check_positive_int, check_range
 from ipt_compose.mix import _Mixer, as_mixer
-from ipt_compose.pretext.base import Pretext
+from ipt_compose.pretext.base import Pretext, keep_memory_format
 from ipt_compose.space import LabelSpace
 from ipt_compose.target import JointTarget
 
@@ -220,7 +220,7 @@ class Compose:
             .reshape(-1)
             for i, p in enumerate(inner)
         }
-        inputs = images.repeat_interleave(k_in, dim=0) if k_in > 1 else images
+        inputs = keep_memory_format(images.repeat_interleave(k_in, dim=0), images) if k_in > 1 else images
         for p in pretexts:
             if p.site == "input":
                 inputs = p.apply(inputs, state_of[p.name][::k_feat])

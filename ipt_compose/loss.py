@@ -10,7 +10,7 @@ from torch import Tensor
 from ipt_compose._checks import check_values
 from ipt_compose.target import JointTarget
 
-__all__ = ["joint_cross_entropy"]
+__all__ = ["joint_cross_entropy", "self_distillation_loss"]
 
 
 def joint_cross_entropy(
@@ -102,3 +102,61 @@ def _describe(value: object) -> str:
     if isinstance(value, Tensor):
         return f"a tensor of dtype {value.dtype}"
     return type(value).__name__
+
+
+def self_distillation_loss(
+    plain: Tensor,
+    teacher: Tensor,
+    target: JointTarget,
+    *,
+    temperature: float = 1.0,
+    reduction: Literal["mean", "sum", "none"] = "mean",
+) -> Tensor:
+    """The plain head's loss in self-distillation (SLA+SD, Lee et al., ICML 2020).
+
+    ``CE(plain, class marginal of target) + T² KL(softmax(teacher / T) ‖ softmax(plain / T))``:
+    the plain ``num_classes`` head learns the labels and the aggregated joint prediction, so that
+    inference is one ordinary forward pass. The teacher is detached here too.
+
+    Args:
+        plain: the plain head's class logits (``JointOutput.plain``).
+        teacher: aggregated joint class logits (``JointOutput.teacher``).
+        target: the rows' joint target; only its class marginal is used.
+        temperature: ``T`` of the distillation term.
+        reduction: ``"mean"``, ``"sum"`` or ``"none"`` (one loss per row).
+
+    Returns:
+        The loss, to add to :func:`joint_cross_entropy` of the joint logits.
+
+    Shape:
+        - plain, teacher: :math:`(B, N)`
+        - output: :math:`()` or :math:`(B)`
+
+    Example:
+        >>> target = JointTarget.from_labels(torch.tensor([1, 0]), num_classes=2)
+        >>> self_distillation_loss(torch.zeros(2, 2), torch.zeros(2, 2), target)
+        tensor(0.6931)
+    """
+    for name, value in (("plain", plain), ("teacher", teacher)):
+        if not isinstance(value, Tensor) or not value.is_floating_point():
+            raise TypeError(f"{name} must be a floating-point tensor, got {_describe(value)}")
+    if plain.shape != teacher.shape or plain.ndim != 2:
+        raise ValueError(
+            f"plain and teacher must have the same shape (B, N), got {tuple(plain.shape)} and "
+            f"{tuple(teacher.shape)}"
+        )
+    if not temperature > 0:
+        raise ValueError(f"temperature must be positive, got {temperature}")
+    classes = target.marginal(["class"])
+    ce = joint_cross_entropy(plain, classes, reduction="none")
+    soft = torch.softmax(teacher.detach() / temperature, dim=1)
+    log_student = torch.log_softmax(plain / temperature, dim=1)
+    kl = (soft * (torch.log(soft.clamp_min(torch.finfo(soft.dtype).tiny)) - log_student)).sum(dim=1)
+    loss = ce + temperature**2 * kl
+    if reduction == "mean":
+        return loss.mean()
+    if reduction == "sum":
+        return loss.sum()
+    if reduction != "none":
+        raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    return loss

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 import difflib
 import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -18,9 +19,9 @@ from ipt_compose.pretext.base import Pretext
 from ipt_compose.pretext.feature import ChannelDrop
 from ipt_compose.space import LabelSpace
 
-__all__ = ["JointModel"]
+__all__ = ["JointModel", "JointOutput"]
 
-Aggregate = Literal["features", "all", "none", "marginal"]
+Aggregate = Literal["features", "all", "none", "marginal", "distilled"]
 _HEAD_SITE = ""  # the classifier's input
 
 
@@ -32,7 +33,25 @@ class _Forward:
     batch_in: int  # rows of the model's input
     expand: bool  # replicate rows at each feature site (mode "all")
     capture_head: bool = False  # stop at the classifier and hand back its input
+    keep_head_input: bool = False  # keep the classifier's input before feature pretexts (distill)
+    head_input: Tensor | None = None
     present: list[int] = field(default_factory=list)  # feature pretexts applied so far
+
+
+class JointOutput(NamedTuple):
+    """What ``JointModel(..., distill=True)`` returns with ``forward(..., return_plain=True)``.
+
+    Attributes:
+        joint: joint logits ``(B', N K)``, as ``forward`` returns them.
+        plain: the plain head's class logits ``(B', N)`` on the classifier's input before any
+            feature pretext (the self-distillation student).
+        teacher: joint logits averaged over every feature-site state at the row's input states,
+            ``(B', N)``, detached (the self-distillation teacher, SLA+AG).
+    """
+
+    joint: Tensor
+    plain: Tensor
+    teacher: Tensor
 
 
 class _HeadInput(Exception):  # noqa: N818 - control flow, not an error
@@ -56,6 +75,13 @@ class JointModel(nn.Module):
         pretext: a :class:`~ipt_compose.Compose` (or a list of pretexts to compose).
         num_classes: the class count ``N``; must match the classifier's outputs.
         head: the name of the classifier submodule (an ``nn.Linear``), if not the last one.
+        distill: add ``plain_head``, a copy of the original ``num_classes`` classifier on the
+            classifier's input before any feature pretext, for self-distillation (SLA+SD, Lee et al.
+            2020): train it with :func:`~ipt_compose.self_distillation_loss` on
+            ``forward(..., return_plain=True)`` and infer with ``predict(aggregate="distilled")``, one
+            ordinary forward pass with no pretext. Needs every feature pretext to be a
+            :class:`~ipt_compose.ChannelDrop` at the classifier's input (``at=None``), where the
+            aggregated teacher costs one matmul.
 
     Shape:
         - x: :math:`(B_{in}, C, H, W)`
@@ -82,6 +108,7 @@ class JointModel(nn.Module):
         num_classes: int,
         *,
         head: str | None = None,
+        distill: bool = False,
     ) -> None:
         super().__init__()
         if not isinstance(backbone, nn.Module):
@@ -98,6 +125,21 @@ class JointModel(nn.Module):
         self.pretext = pretext
         self.num_classes = num_classes
         self.head_name = _find_head(backbone, head)
+        self.distill = bool(distill)
+        if self.distill:
+            bad = [p.name for p in pretext.pretexts if p.site == "feature" and not (
+                isinstance(p, ChannelDrop) and p.at is None)]
+            if bad:
+                raise ValueError(
+                    f"distill=True needs every feature pretext to be a ChannelDrop at the classifier's "
+                    f"input (at=None), got {bad}"
+                )
+            original = backbone.get_submodule(self.head_name)
+            if not isinstance(original, nn.Linear):
+                raise TypeError(
+                    f"head {self.head_name!r} must be an nn.Linear, got {type(original).__name__}"
+                )
+            self.plain_head = copy.deepcopy(original)
         self._widen_head()
         self._context: _Forward | None = None
         self._site_pretexts: dict[str, list[tuple[int, int, Pretext]]] = {}
@@ -106,10 +148,10 @@ class JointModel(nn.Module):
             if p.site == "feature":
                 site = getattr(p, "at", None) or _HEAD_SITE
                 self._site_pretexts.setdefault(site, []).append((feature.index(p), column, p))
+        if self.distill or _HEAD_SITE in self._site_pretexts:
+            self.head.register_forward_pre_hook(self._head_hook)
         for site in self._site_pretexts:
-            if site == _HEAD_SITE:
-                self.head.register_forward_pre_hook(self._head_hook)
-            else:
+            if site != _HEAD_SITE:
                 _get_submodule(backbone, site, "at").register_forward_hook(self._make_site_hook(site))
 
     # ------------------------------------------------------------------ description
@@ -134,17 +176,39 @@ class JointModel(nn.Module):
         return [p for p in self.pretext.pretexts if p.site == "input"]
 
     # ------------------------------------------------------------------ training forward
-    def forward(self, x: Tensor, states: Tensor) -> Tensor:
+    def forward(
+        self, x: Tensor, states: Tensor, *, return_plain: bool = False
+    ) -> Tensor | JointOutput:
         """Joint logits for a batch and its pretext states (``batch.inputs, batch.states``).
 
         Args:
             x: the model input (``batch.inputs``).
             states: the pretext states of every output row (``batch.states``).
+            return_plain: also return the self-distillation student and teacher (needs
+                ``distill=True``).
 
         Returns:
-            Joint logits whose rows line up with ``states`` and ``batch.target``.
+            Joint logits whose rows line up with ``states`` and ``batch.target``; with
+            ``return_plain``, a :class:`JointOutput` ``(joint, plain, teacher)``.
         """
-        return self._run(x, states, capture_head=False)
+        if not return_plain:
+            return self._run(x, states, capture_head=False)
+        if not self.distill:
+            raise ValueError("return_plain=True needs JointModel(..., distill=True)")
+        context = self._prepare(x, states, capture_head=False)
+        context.keep_head_input = True
+        joint = self._execute(x, context)
+        features = context.head_input
+        assert features is not None
+        plain = self.plain_head(features)
+        with torch.no_grad():
+            input_rows = context.states[:: context.states.shape[0] // features.shape[0]]
+            teacher = self._feature_average(self._all_state_logits(features), input_rows)
+        repeats = joint.shape[0] // features.shape[0]
+        if repeats > 1:
+            plain = plain.repeat_interleave(repeats, dim=0)
+            teacher = teacher.repeat_interleave(repeats, dim=0)
+        return JointOutput(joint, plain, teacher)
 
     # ------------------------------------------------------------------ inference
     @torch.no_grad()
@@ -163,6 +227,8 @@ class JointModel(nn.Module):
                   batch ``K_in`` times.
                 * ``"none"``: state 0 everywhere, the column of each class (one plain pass).
                 * ``"marginal"``: ``logsumexp`` over the pretext factors at state 0 everywhere.
+                * ``"distilled"``: the self-distilled plain head (``distill=True``) on the
+                  untransformed input: one ordinary forward pass.
 
         Returns:
             Class scores (logits) ``(B, N)``.
@@ -171,10 +237,13 @@ class JointModel(nn.Module):
             - x: :math:`(B, C, H, W)`
             - output: :math:`(B, N)`
         """
-        if aggregate not in ("features", "all", "none", "marginal"):
+        if aggregate not in ("features", "all", "none", "marginal", "distilled"):
             raise ValueError(
-                f"aggregate must be 'features', 'all', 'none' or 'marginal', got {aggregate!r}"
+                "aggregate must be 'features', 'all', 'none', 'marginal' or 'distilled', "
+                f"got {aggregate!r}"
             )
+        if aggregate == "distilled" and not self.distill:
+            raise ValueError("aggregate='distilled' needs JointModel(..., distill=True)")
         if not isinstance(x, Tensor) or x.ndim < 1:
             raise TypeError(f"x must be a batch tensor, got {type(x).__name__}")
         if aggregate == "features":
@@ -195,13 +264,14 @@ class JointModel(nn.Module):
         if aggregate == "marginal":
             logits = self._run(inputs, states, capture_head=False)
             return space.marginal(logits, ["class"], logits=True)
+        if aggregate == "distilled":
+            plain: Tensor = self.plain_head(self._head_input(x, states))
+            return plain
         if enumerate_features and self._fast_head():
-            logits = self._fast_head_logits(inputs, states[:: groups[1]])
-            # rows of `logits` are input rows; expand the feature states into columns
-            feat_offsets = offsets.view(-1, groups[1])  # (R_in, K_feat)
-            cols = classes.view(1, -1, 1) + feat_offsets.unsqueeze(1)  # (R_in, N, K_feat)
-            picked = logits.gather(1, cols.flatten(1)).view(cols.shape)
-            return picked.view(x.shape[0], groups[0], self.num_classes, groups[1]).mean(dim=(1, 3))
+            input_states = states[:: groups[1]]
+            logits = self._all_state_logits(self._head_input(inputs, input_states))
+            scores = self._feature_average(logits, input_states)  # (R_in, N)
+            return scores.view(x.shape[0], groups[0], self.num_classes).mean(dim=1)
         logits = self._run(inputs, states, capture_head=False)
         picked = logits.gather(1, classes.unsqueeze(0) + offsets)  # (R, N)
         return picked.view(x.shape[0], groups[0] * groups[1], self.num_classes).mean(dim=1)
@@ -233,6 +303,10 @@ class JointModel(nn.Module):
         self.backbone.set_submodule(self.head_name, new)
 
     def _run(self, x: Tensor, states: Tensor, *, capture_head: bool) -> Tensor:
+        return self._execute(x, self._prepare(x, states, capture_head=capture_head))
+
+    def _prepare(self, x: Tensor, states: Tensor, *, capture_head: bool) -> _Forward:
+        """Validate a forward's arguments and make the context its hooks read."""
         if not isinstance(x, Tensor):
             raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
         check_integer_tensor("states", states)
@@ -259,7 +333,9 @@ class JointModel(nn.Module):
         states = states.to(x.device)
         sizes = torch.tensor([p.num_states for p in self.pretext.pretexts], device=x.device)
         check_range("states", states, sizes, "per pretext column")
-        context = _Forward(states.long(), batch_in, expand and k_feat > 1, capture_head)
+        return _Forward(states.long(), batch_in, expand and k_feat > 1, capture_head)
+
+    def _execute(self, x: Tensor, context: _Forward) -> Tensor:
         self._context = context
         try:
             out: Tensor = self.backbone(x)
@@ -304,6 +380,10 @@ class JointModel(nn.Module):
         if context is None:
             return None
         features = args[0]
+        if context.keep_head_input:
+            context.head_input = features
+        if _HEAD_SITE not in self._site_pretexts:
+            return None
         if features.ndim != 2:
             raise ValueError(
                 "a feature pretext at the classifier's input (at=None) needs pooled features "
@@ -318,14 +398,20 @@ class JointModel(nn.Module):
             isinstance(p, ChannelDrop) for p in self.feature_pretexts
         )
 
-    def _fast_head_logits(self, inputs: Tensor, states: Tensor) -> Tensor:
-        """Joint logits with every column computed under its own feature state, in one matmul."""
+    def _head_input(self, inputs: Tensor, states: Tensor) -> Tensor:
+        """The classifier's input for ``inputs``, before any feature pretext (the head never runs)."""
         try:
             self._run(inputs, states, capture_head=True)
         except _HeadInput as stop:
-            features = stop.features
-        else:  # pragma: no cover - the head always runs
-            raise RuntimeError("the classifier was never reached")
+            return stop.features
+        raise RuntimeError("the classifier was never reached")  # pragma: no cover
+
+    def _all_state_logits(self, features: Tensor) -> Tensor:
+        """Joint logits with every column computed under its own feature state, in one matmul.
+
+        Column ``j = (c, s, t)`` is ``(f ⊙ scale_t) · W_j + b_j``, the logit the row would get under
+        feature state ``t``: masking the weights instead of the features costs one head's matmul.
+        """
         head = self.head
         space = self.space
         decoded = space.decode(torch.arange(space.size, device=features.device))  # (size, F)
@@ -335,6 +421,26 @@ class JointModel(nn.Module):
                 table = p.channel_scale(features.shape[1], device=features.device, dtype=features.dtype)
                 scale = scale * table[decoded[:, column + 1]]
         return nn.functional.linear(features, head.weight * scale, head.bias)
+
+    def _feature_average(self, logits: Tensor, states: Tensor) -> Tensor:
+        """Class scores ``(R, N)``: joint logits averaged over all feature states (SLA+AG).
+
+        ``states`` gives each row's input-site states; its feature columns are ignored.
+        """
+        space = self.space
+        device = logits.device
+        pretexts = self.pretext.pretexts
+        strides = torch.tensor(space.strides[1:], device=device)
+        is_input = torch.tensor([p.site == "input" for p in pretexts], device=device)
+        base = (states * strides * is_input).sum(dim=1)  # (R,)
+        feature_offsets = torch.zeros(1, dtype=torch.long, device=device)
+        for column, p in enumerate(pretexts):
+            if p.site == "feature":
+                digits = torch.arange(p.num_states, device=device) * space.strides[column + 1]
+                feature_offsets = (feature_offsets.unsqueeze(1) + digits).reshape(-1)
+        classes = torch.arange(self.num_classes, device=device) * space.strides[0]
+        cols = base.view(-1, 1, 1) + classes.view(1, -1, 1) + feature_offsets.view(1, 1, -1)
+        return logits.gather(1, cols.flatten(1)).view(cols.shape).mean(dim=2)
 
     def _evaluation_rows(
         self, x: Tensor, enumerate_inputs: bool, enumerate_features: bool

@@ -10,7 +10,7 @@ from torch import Tensor
 from ipt_compose._checks import check_integer_tensor, check_positive_int, check_range
 from ipt_compose._random import draw_integers
 
-__all__ = ["Pretext", "Site", "keep_memory_format", "split_ids"]
+__all__ = ["Pretext", "Site", "grid_cells", "keep_memory_format", "split_ids"]
 
 Site = Literal["input", "feature"]
 
@@ -133,3 +133,20 @@ def split_ids(length: int, parts: int, device: torch.device | str | None = None)
         torch.div(positions, size + 1, rounding_mode="floor"),
         extra + torch.div(positions - boundary, size, rounding_mode="floor"),
     )
+
+
+def grid_cells(
+    height: int, width: int, grid: int, who: str, device: torch.device | str | None = None
+) -> Tensor:
+    """The cell of every position of a ``grid × grid`` partition, ``(H, W)``, row-major.
+
+    Cells are near-equal: rows and columns are split like ``torch.tensor_split``. ``who`` names
+    the caller in the error raised when the map is smaller than the grid.
+    """
+    if height < grid or width < grid:
+        raise ValueError(
+            f"{who}(grid={grid}) needs maps of at least {grid}×{grid} positions, got H={height}, W={width}"
+        )
+    rows = split_ids(height, grid, device)
+    cols = split_ids(width, grid, device)
+    return rows.unsqueeze(1) * grid + cols

@@ -8,9 +8,9 @@ import torch
 from torch import Tensor
 
 from ipt_compose._checks import check_positive_int
-from ipt_compose.pretext.base import Pretext, keep_memory_format, split_ids
+from ipt_compose.pretext.base import Pretext, grid_cells, keep_memory_format, split_ids
 
-__all__ = ["ChannelDrop"]
+__all__ = ["ChannelDrop", "RegionDrop"]
 
 GroupLayout = Literal["contiguous", "interleaved", "random"]
 _LAYOUTS = ("contiguous", "interleaved", "random")
@@ -127,3 +127,54 @@ class ChannelDrop(Pretext):
             f"{super().extra_repr()}, k={self.k}, at={self.at!r}, identity={self.identity}, "
             f"rescale={self.rescale}, groups={self.groups!r}"
         )
+
+
+class RegionDrop(Pretext):
+    """Zero one spatial cell of a feature map; the cell is the state (arXiv 2106.04922).
+
+    The sibling of :class:`ChannelDrop`: the feature map's height and width are split into a
+    ``grid × grid`` partition of near-equal cells (``torch.tensor_split`` sizes, row-major), and
+    state ``s`` zeroes cell ``s`` in every channel. It needs a spatial feature map, so give it a
+    site with ``at=`` (e.g. ``"layer3"`` of a ResNet); pooled classifier inputs have no cells.
+
+    Args:
+        grid: cells per side; ``grid ** 2`` states (plus one with ``identity``).
+        at: name of the submodule whose ``(B, C, H, W)`` output is transformed.
+        identity: add state 0 that keeps every cell (state ``s >= 1`` zeroes cell ``s - 1``).
+        name: the factor's name in the joint label space.
+
+    Shape:
+        - x: :math:`(B, C, H, W)` with ``H, W >= grid``
+        - states: :math:`(B)`
+        - output: :math:`(B, C, H, W)`
+
+    Example:
+        >>> RegionDrop(grid=2, at="layer3").apply(torch.ones(1, 1, 2, 2), torch.tensor([1]))
+        tensor([[[[1., 0.],
+                  [1., 1.]]]])
+    """
+
+    site = "feature"
+
+    def __init__(
+        self, grid: int = 2, *, at: str | None = None, identity: bool = False, name: str = "region_drop"
+    ) -> None:
+        self.grid = check_positive_int("grid", grid)
+        if at is not None and (not isinstance(at, str) or not at):
+            raise TypeError(f"at must be a submodule name (str) or None, got {at!r}")
+        self.identity = bool(identity)
+        super().__init__(name, grid * grid + self.identity, identity_state=0 if identity else None)
+        self.at = at
+
+    def _apply_states(self, x: Tensor, states: Tensor) -> Tensor:
+        if x.ndim != 4:
+            raise ValueError(
+                f"RegionDrop needs a spatial feature map (B, C, H, W), got shape {tuple(x.shape)}; "
+                "place it on a convolutional stage with at='...'"
+            )
+        cells = grid_cells(x.shape[-2], x.shape[-1], self.grid, "RegionDrop", x.device)
+        dropped = cells == (states - int(self.identity)).view(-1, 1, 1)
+        return keep_memory_format(x.masked_fill(dropped.unsqueeze(1), 0), x)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, grid={self.grid}, at={self.at!r}, identity={self.identity}"

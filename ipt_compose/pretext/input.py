@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from ipt_compose._checks import check_positive_int
-from ipt_compose.pretext.base import Pretext, keep_memory_format, split_ids
+from ipt_compose.pretext.base import Pretext, grid_cells, keep_memory_format
 
 __all__ = ["Cutout", "Rotation"]
 
@@ -95,14 +95,7 @@ class Cutout(Pretext):
 
     def cell_map(self, height: int, width: int, device: torch.device | None = None) -> Tensor:
         """The cell index of every pixel, ``(H, W)``, row-major over the grid."""
-        if height < self.grid or width < self.grid:
-            raise ValueError(
-                f"Cutout(grid={self.grid}) needs images of at least {self.grid}×{self.grid} pixels, "
-                f"got H={height}, W={width}"
-            )
-        rows = split_ids(height, self.grid, device)
-        cols = split_ids(width, self.grid, device)
-        return rows.unsqueeze(1) * self.grid + cols
+        return grid_cells(height, width, self.grid, "Cutout", device)
 
     def _apply_states(self, x: Tensor, states: Tensor) -> Tensor:
         _check_images(x, "Cutout")
