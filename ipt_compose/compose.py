@@ -69,7 +69,7 @@ class Compose:
     order); output row ``r`` comes from input row ``r // K_feat`` with feature state ``r % K_feat``
     (feature pretexts row-major in list order).
 
-    Example:
+    Examples:
         >>> pretext = Compose([ChannelDrop(k=4), Rotation()], num_classes=10)
         >>> pretext.space()
         LabelSpace(class=10, channel_drop=4, rotation=4)

@@ -41,7 +41,7 @@ def joint_cross_entropy(
         - logits: :math:`(B, N \\cdot K)`
         - output: :math:`()` or :math:`(B)`
 
-    Example:
+    Examples:
         >>> import torch.nn.functional as F
         >>> target = JointTarget.from_labels(torch.tensor([1, 0]), num_classes=2)
         >>> target = target.lift(torch.tensor([3, 0]), "rotation", 4)
@@ -132,7 +132,7 @@ def self_distillation_loss(
         - plain, teacher: :math:`(B, N)`
         - output: :math:`()` or :math:`(B)`
 
-    Example:
+    Examples:
         >>> target = JointTarget.from_labels(torch.tensor([1, 0]), num_classes=2)
         >>> self_distillation_loss(torch.zeros(2, 2), torch.zeros(2, 2), target)
         tensor(0.6931)

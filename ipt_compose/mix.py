@@ -123,7 +123,7 @@ class MixUp(_BetaMixer):
         - labels: :math:`(B)`, :math:`(B, N)` or a target of :math:`B` rows
         - output: images :math:`(B, C, H, W)` and a target of :math:`B` rows
 
-    Example:
+    Examples:
         >>> g = torch.Generator().manual_seed(0)
         >>> images, labels = torch.rand(4, 3, 8, 8), torch.tensor([0, 1, 2, 3])
         >>> mixed, target = MixUp()(images, labels, num_classes=4, generator=g)
@@ -205,7 +205,7 @@ class CutMix(_BetaMixer):
         - labels: :math:`(B)`, :math:`(B, N)` or a target of :math:`B` rows
         - output: images :math:`(B, C, H, W)` and a target of :math:`B` rows
 
-    Example:
+    Examples:
         >>> images = torch.zeros(2, 1, 4, 4)
         >>> images[1] = 1.0
         >>> labels = JointTarget.from_labels(torch.tensor([0, 1]), num_classes=2)
@@ -380,7 +380,7 @@ def from_kornia(
         - labels: :math:`(B, 3)` or :math:`(R, B, 3)`
         - output: ``index`` and ``weight`` :math:`(B, 1 + R)`
 
-    Example:
+    Examples:
         >>> triples = torch.tensor([[0.0, 1.0, 0.25], [1.0, 0.0, 0.25]])  # RandomMixUpV2 output
         >>> from_kornia(triples, num_classes=2).dense()
         tensor([[0.7500, 0.2500],

@@ -89,7 +89,7 @@ class JointModel(nn.Module):
           ``B' = B_in K_feat`` (mode ``"all"``)
         - output: :math:`(B', N K)`
 
-    Example:
+    Examples:
         >>> backbone = nn.Sequential(nn.Conv2d(3, 8, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
         ...                          nn.Linear(8, 10))
         >>> pretext = Compose([ChannelDrop(k=4), Rotation()])

@@ -24,7 +24,7 @@ class LabelSpace:
         factors: ``(name, size)`` pairs in order. The first name must be ``"class"``; names are
             unique; sizes are ints >= 1.
 
-    Example:
+    Examples:
         >>> space = LabelSpace([("class", 10), ("channel_drop", 4), ("rotation", 4)])
         >>> space.size
         160
@@ -111,7 +111,7 @@ class LabelSpace:
     def extend(self, name: str, size: int) -> LabelSpace:
         """Return the space with one more factor ``(name, size)`` appended (innermost).
 
-        Example:
+        Examples:
             >>> LabelSpace([("class", 10)]).extend("rotation", 4)
             LabelSpace(class=10, rotation=4)
         """
@@ -138,7 +138,7 @@ class LabelSpace:
             - indices: :math:`(*, F)` with ``F = len(space)``
             - output: :math:`(*)`
 
-        Example:
+        Examples:
             >>> LabelSpace([("class", 3), ("rotation", 4)]).encode(torch.tensor([[2, 1], [0, 3]]))
             tensor([9, 3])
         """
@@ -166,7 +166,7 @@ class LabelSpace:
             - joint: :math:`(*)`
             - output: :math:`(*, F)`
 
-        Example:
+        Examples:
             >>> LabelSpace([("class", 3), ("rotation", 4)]).decode(torch.tensor([9, 3]))
             tensor([[2, 1],
                     [0, 3]])
@@ -196,7 +196,7 @@ class LabelSpace:
             - values: :math:`(*, \\text{size})`
             - output: :math:`(*, \\prod_{f \\in keep} K_f)`
 
-        Example:
+        Examples:
             >>> space = LabelSpace([("class", 2), ("rotation", 4)])
             >>> space.marginal(torch.full((1, 8), 0.125), keep=["class"])
             tensor([[0.5000, 0.5000]])

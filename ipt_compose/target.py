@@ -55,7 +55,7 @@ class JointTarget:
         - index: :math:`(B, M)`
         - weight: :math:`(B, M)`, or :math:`(B, \\text{size})` in the dense form
 
-    Example:
+    Examples:
         >>> t = JointTarget.from_labels(torch.tensor([1, 0]), num_classes=2)
         >>> t = t.lift(torch.tensor([3, 0]), "rotation", 4)
         >>> t.dense().argmax(dim=1)
@@ -116,7 +116,7 @@ class JointTarget:
         Shape:
             - labels: :math:`(B)` or :math:`(B, N)`
 
-        Example:
+        Examples:
             >>> JointTarget.from_labels(torch.tensor([2, 0]), num_classes=3).dense()
             tensor([[0., 0., 1.],
                     [1., 0., 0.]])
@@ -227,7 +227,7 @@ class JointTarget:
         Shape:
             - states: :math:`(B)`
 
-        Example:
+        Examples:
             >>> t = JointTarget.from_labels(torch.tensor([1]), num_classes=2)
             >>> t.lift(torch.tensor([2]), "rotation", 4).index
             tensor([[6]])
@@ -263,7 +263,7 @@ class JointTarget:
             - pairing: :math:`(B)`
             - lam: :math:`()` or :math:`(B)`
 
-        Example:
+        Examples:
             >>> t = JointTarget.from_labels(torch.tensor([0, 1]), num_classes=2)
             >>> t.mix(torch.tensor([1, 0]), 0.75).dense()
             tensor([[0.7500, 0.2500],
@@ -284,7 +284,7 @@ class JointTarget:
     def marginal(self, keep: Sequence[str] = ("class",)) -> JointTarget:
         """Sum out every factor not in ``keep`` (``"class"`` must be kept).
 
-        Example:
+        Examples:
             >>> t = JointTarget.from_labels(torch.tensor([1]), num_classes=2)
             >>> t.lift(torch.tensor([3]), "rotation", 4).marginal(["class"]).dense()
             tensor([[0., 1.]])

@@ -91,7 +91,7 @@ def state_grid(
         ImportError: matplotlib is not installed.
         ValueError: the image has the wrong shape, or ``label`` lies outside ``[0, num_classes)``.
 
-    Example:
+    Examples:
         >>> from ipt_compose import Compose, ChannelDrop, Rotation
         >>> fig = state_grid(Compose([ChannelDrop(k=2), Rotation()]), torch.rand(3, 8, 8), label=1)
         >>> len(fig.axes), fig.axes[5].get_title()
@@ -179,7 +179,7 @@ def target_heatmap(
         ImportError: matplotlib is not installed.
         ValueError: the dense width is not a multiple of ``num_classes``, or ``layout`` is unknown.
 
-    Example:
+    Examples:
         >>> t = JointTarget.from_labels(torch.tensor([0, 1]), num_classes=2)
         >>> t = t.lift(torch.tensor([0, 1]), "half_turn", 2).mix(torch.tensor([1, 0]), 0.75)
         >>> fig = target_heatmap(t, layout="panels")
@@ -246,7 +246,7 @@ def save(fig: Figure, path: str | Path, *, dpi: int = 120) -> Path:
     Returns:
         The path written, as a ``pathlib.Path``.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> from ipt_compose import Rotation
         >>> out = save(state_grid(Rotation(), torch.rand(3, 8, 8)), Path(tempfile.mkdtemp()) / "r.png")

@@ -43,7 +43,7 @@ class ChannelDrop(Pretext):
         - states: :math:`(B)`
         - output: :math:`(B, C, *)`
 
-    Example:
+    Examples:
         >>> drop = ChannelDrop(k=2)
         >>> drop.apply(torch.ones(2, 4), torch.tensor([0, 1]))
         tensor([[0., 0., 1., 1.],
@@ -148,7 +148,7 @@ class RegionDrop(Pretext):
         - states: :math:`(B)`
         - output: :math:`(B, C, H, W)`
 
-    Example:
+    Examples:
         >>> RegionDrop(grid=2, at="layer3").apply(torch.ones(1, 1, 2, 2), torch.tensor([1]))
         tensor([[[[1., 0.],
                   [1., 1.]]]])

@@ -30,7 +30,7 @@ class Rotation(Pretext):
         - states: :math:`(B)`, in ``[0, 4)``
         - output: :math:`(B, C, H, H)`
 
-    Example:
+    Examples:
         >>> x = torch.arange(4.0).view(1, 1, 2, 2)
         >>> Rotation().apply(x, torch.tensor([1]))
         tensor([[[[1., 3.],
@@ -75,7 +75,7 @@ class Cutout(Pretext):
         - states: :math:`(B)`
         - output: :math:`(B, C, H, W)`
 
-    Example:
+    Examples:
         >>> Cutout(grid=2).apply(torch.ones(1, 1, 2, 2), torch.tensor([3]))
         tensor([[[[1., 1.],
                   [1., 0.]]]])
