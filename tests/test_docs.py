@@ -11,8 +11,8 @@ Which code blocks run (the rule):
 * a block that includes a file with pymdownx.snippets (a line ``--8<-- "path"``) runs that file's
   text, as the site shows it.
 
-Each page runs in a fresh subprocess with the repository root as working directory and a fixed
-seed, so one page cannot break another and a failure names the page and the block's first line.
+Each page runs in a fresh subprocess with the repository root as working directory, the root and
+``examples/`` on ``PYTHONPATH`` (so ``from custom_pretext import ...`` works) and a fixed seed, so one page cannot break another and a failure names the page and the block's first line.
 """
 
 from __future__ import annotations
@@ -148,7 +148,8 @@ def test_page_code_runs(page: Path) -> None:
     blocks = runnable_blocks(page)
     if not blocks:
         pytest.skip(f"{page.name} has no runnable python blocks")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    path = [str(ROOT), str(ROOT / "examples"), os.environ.get("PYTHONPATH", "")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
     env["MPLBACKEND"] = "Agg"
     result = subprocess.run(
         [sys.executable, "-c", RUNNER, str(page.relative_to(ROOT))],
