@@ -172,6 +172,8 @@ def run_one(
     pretext = make_pretext(config, num_classes)
     model: nn.Module = backbone if pretext is None else JointModel(backbone, pretext, num_classes)
     model.to(device)
+    layout = torch.channels_last if args.channels_last else torch.contiguous_format
+    model.to(memory_format=layout)
     cutmix = None
     if config.startswith("cutmix"):
         from torchvision.transforms import v2
@@ -180,7 +182,7 @@ def run_one(
     mean, std = mean.to(device), std.to(device)
 
     def prep(images: Tensor) -> Tensor:
-        return normalize(images.to(device), mean, std)
+        return normalize(images.to(device), mean, std).contiguous(memory_format=layout)
 
     prep.device = device  # type: ignore[attr-defined]
 
@@ -207,6 +209,7 @@ def run_one(
             steps_per_epoch, f"{config} s{seed} e{epoch}", args.progress)
         for images, labels in bar:
             x = augment(prep(images), padding=args.padding, flip=info["flip"], generator=g)
+            x = x.contiguous(memory_format=layout)
             y: Tensor = labels.to(device)
             if cutmix is not None:
                 x, y = cutmix(x, y)
@@ -371,7 +374,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="random horizontal flip (default: on, off for digits)")
     p.add_argument("--model", default="resnet20", choices=("resnet20", "resnet18"))
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch.set_num_threads (on a busy shared CPU, 1 is often fastest)")
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+                   help="channels-last memory format (default: on for CPU)")
     p.add_argument("--out", default="runs/train", help="directory for results.json and plots")
     p.add_argument("--plot-prefix", default="", help="prefix of the PNG file names")
     p.add_argument("--no-plots", action="store_true")
@@ -382,6 +388,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.epochs = 15
     if args.padding is None:
         args.padding = 2 if args.data is None and args.dataset == "digits" else 4
+    if args.channels_last is None:
+        args.channels_last = torch.device(args.device).type == "cpu"
     if args.progress is None:
         args.progress = sys.stderr.isatty()
     return args
@@ -413,6 +421,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "schedule": args.schedule,
         "device": args.device,
         "threads": torch.get_num_threads(),
+        "channels_last": args.channels_last,
         "torch": torch.__version__,
         "machine": f"{platform.machine()} {os.cpu_count()} cpus, {platform.python_version()}",
     }
