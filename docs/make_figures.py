@@ -26,7 +26,16 @@ PARTNER = ("bird", "0003.jpg")
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "examples"))
 
-from ipt_compose import ChannelDrop, Compose, CutMix, Cutout, JointTarget, Pretext, Rotation  # noqa: E402
+from ipt_compose import (  # noqa: E402
+    ChannelDrop,
+    Compose,
+    CutMix,
+    Cutout,
+    JointTarget,
+    Pretext,
+    RegionDrop,
+    Rotation,
+)
 from ipt_compose.space import LabelSpace  # noqa: E402
 from ipt_compose.viz import save, state_grid, target_heatmap  # noqa: E402
 
@@ -87,6 +96,10 @@ def pretext_grids(image: Tensor) -> None:
     save(
         state_grid(ChannelDrop(k=4, identity=True), image),
         FIGURES / "state_grid_channel_drop_identity.png",
+    )
+    save(
+        state_grid(RegionDrop(grid=2, at="layer3", identity=True), image),
+        FIGURES / "state_grid_region_drop.png",
     )
     save(state_grid(ColorPermutation(), image, ncols=6), FIGURES / "state_grid_color_permutation.png")
     compose = Compose([ChannelDrop(k=4), Rotation()])

@@ -4,8 +4,8 @@ Two figures explain most of the library:
 
 * :func:`state_grid` — one image under every state of a pretext (or every joint state of a
   :class:`~ipt_compose.Compose`), titled with its joint index ``j = y·K + s``. Feature-site
-  pretexts leave the image alone; their panels carry a strip that shows which channel group the
-  state zeroes.
+  pretexts leave the image alone; their panels show what the state zeroes in a feature map (a
+  strip of channels, or the image region of a dropped cell).
 * :func:`target_heatmap` — a batch of joint targets over the class × state grid.
 
 matplotlib is imported inside the functions, so ``import ipt_compose`` never needs it. Figures are
@@ -65,9 +65,11 @@ def state_grid(
 
     Panels follow the joint layout: panel ``s`` shows the image under the pretext states whose
     offset in a class block is ``s`` (row-major over the pretexts in list order), so its joint index
-    is ``j = y·K + s``. Input-site pretexts transform the image; a feature-site pretext (such as
-    :class:`~ipt_compose.ChannelDrop`) leaves it alone, and each panel gets a strip of ``channels``
-    cells under the image, red where that state zeroes a channel.
+    is ``j = y·K + s``. Input-site pretexts transform the image. A feature-site pretext leaves it
+    alone and is drawn by what it does to a feature map: a channel pretext
+    (:class:`~ipt_compose.ChannelDrop`) gets a strip of ``channels`` cells under the image, red
+    where the state zeroes a channel; a spatial one (:class:`~ipt_compose.RegionDrop`) tints red
+    the part of the image its zeroed cells cover.
 
     Args:
         pretext: a pretext, a :class:`~ipt_compose.Compose` or a list of pretexts. Mixers in a
@@ -293,34 +295,59 @@ def _check_image(image: Tensor) -> Tensor:
 
 
 def _render_states(pretexts: list[Pretext], image: Tensor, states: Tensor, channels: int) -> Tensor:
-    """The panels ``(K, H', W, C)``: the image under each state row, plus channel strips."""
+    """The panels ``(K, H', W, 3 or 1)``: the image under each state row, plus feature masks.
+
+    A feature-site pretext is shown by its effect on a feature map of ones, ``(K, channels, H, W)``
+    (or ``(K, channels)`` if it only takes pooled features): cells it zeroes in every channel are
+    tinted red on the image (spatial pretexts such as ``RegionDrop``), channels it zeroes
+    everywhere are drawn red in a strip under the image (``ChannelDrop``).
+    """
     k = states.shape[0]
+    height, width = image.shape[-2:]
     images = image.unsqueeze(0).expand(k, *image.shape).clone()
     for column, p in enumerate(pretexts):
         if p.site == "input":
             images = p.apply(images, states[:, column])
     pictures = images.clamp(0, 1).permute(0, 2, 3, 1)  # (K, H, W, C)
-    strips = [
-        _channel_strip(p, states[:, column], channels, image.shape[-1])
-        for column, p in enumerate(pretexts)
-        if p.site == "feature"
-    ]
+    strips: list[Tensor] = []
+    for column, p in enumerate(pretexts):
+        if p.site != "feature":
+            continue
+        kept = _feature_mask(p, states[:, column], channels, height, width)  # (K, channels, h, w)
+        dropped_cells = ~kept.any(dim=1)  # (K, h, w): zero in every channel
+        if dropped_cells.any():
+            if pictures.shape[-1] == 1:
+                pictures = pictures.expand(-1, -1, -1, 3)
+            tint = dropped_cells.unsqueeze(-1)
+            pictures = torch.where(tint, 0.4 * pictures + 0.6 * _DROPPED, pictures)
+        dropped_channels = ~kept.flatten(2).any(dim=2)  # (K, channels): zero everywhere
+        if dropped_channels.any():
+            strips.append(_channel_strip(~dropped_channels, width))
     if not strips:
         return pictures
     if pictures.shape[-1] == 1:
         pictures = pictures.expand(-1, -1, -1, 3)
-    gap = torch.ones(k, max(1, image.shape[-2] // 16), image.shape[-1], 3)
+    gap = torch.ones(k, max(1, height // 16), width, 3)
     parts = [pictures]
     for strip in strips:
         parts += [gap, strip]
     return torch.cat(parts, dim=1)
 
 
-def _channel_strip(pretext: Pretext, states: Tensor, channels: int, width: int) -> Tensor:
-    """A ``(K, h, width, 3)`` strip per state: red where ``pretext`` zeroes a channel."""
+def _feature_mask(pretext: Pretext, states: Tensor, channels: int, height: int, width: int) -> Tensor:
+    """Where ``pretext`` keeps a feature map of ones: ``(K, channels, height, width)`` booleans."""
     k = states.shape[0]
-    ones = torch.ones(k, channels, 1, 1)
-    kept = pretext.apply(ones, states).reshape(k, channels) != 0  # (K, channels)
+    try:
+        out = pretext.apply(torch.ones(k, channels, height, width), states)
+    except (ValueError, RuntimeError):  # a pretext of pooled features only: (K, channels)
+        flat = pretext.apply(torch.ones(k, channels), states)
+        out = flat.view(k, channels, 1, 1).expand(k, channels, height, width)
+    return out != 0
+
+
+def _channel_strip(kept: Tensor, width: int) -> Tensor:
+    """A ``(K, h, width, 3)`` strip per state from ``kept`` ``(K, channels)``: red = dropped."""
+    k, channels = kept.shape
     cell = max(1, width // channels)
     cells = kept.repeat_interleave(cell, dim=1)  # (K, channels * cell)
     colour = torch.where(cells.unsqueeze(-1), _KEPT, _DROPPED)  # (K, channels * cell, 3)

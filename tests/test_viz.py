@@ -13,7 +13,16 @@ import torch
 pytest.importorskip("matplotlib")
 Image = pytest.importorskip("PIL.Image")
 
-from ipt_compose import ChannelDrop, Compose, Cutout, JointTarget, MixUp, Rotation, viz  # noqa: E402
+from ipt_compose import (  # noqa: E402
+    ChannelDrop,
+    Compose,
+    Cutout,
+    JointTarget,
+    MixUp,
+    RegionDrop,
+    Rotation,
+    viz,
+)
 
 
 def _image() -> torch.Tensor:
@@ -52,6 +61,15 @@ class TestStateGrid:
         strip = panel[-1]  # last pixel row: the channel strip
         red = strip[:, 0] > strip[:, 2]
         assert not red[: 16 // 2].any() and red[16 // 2 :].all()  # state 1 drops the second half
+
+    def test_spatial_feature_pretext_tints_the_dropped_cell(self) -> None:
+        image = torch.full((3, 16, 16), 0.5)
+        fig = viz.state_grid(RegionDrop(grid=2, at="layer3"), image)
+        assert len(fig.axes) == 4
+        panel = torch.as_tensor(fig.axes[3].get_images()[0].get_array())  # state 3: bottom right
+        assert panel.shape == (16, 16, 3)  # no channel strip: no channel is zeroed everywhere
+        red = panel[..., 0] > panel[..., 2] + 0.1
+        assert red[8:, 8:].all() and not red[:8].any() and not red[:, :8].any()
 
     def test_mixers_are_skipped_and_uint8_images_accepted(self) -> None:
         image = (_image() * 255).to(torch.uint8).unsqueeze(0)
