@@ -1,0 +1,240 @@
+"""Overhead of pretext tasks against plain training and inference, measured in one process.
+
+Every case is timed once per round, the cases interleaved in a fixed order, and the median over
+rounds is reported with its ratio to the plain case, so a machine whose load drifts affects every
+case alike::
+
+    python benchmarks/overhead.py --model resnet20 --batch-size 128 --rounds 20 --json runs/overhead.json
+
+Cases (a training step is pretext + forward + loss + backward + SGD step):
+
+* training step: plain; ChannelDrop at the head (sample, all); ChannelDrop at layer3 (sample, all);
+  Rotation (sample); SLA rotation (all: 4× batch); CutMix + ChannelDrop + Rotation (sample);
+* inference: plain; ``predict`` single (state 0) and aggregated over ChannelDrop's states
+  (``aggregate="features"``) at the head and at layer3; SLA+AG over rotations (``aggregate="all"``);
+* the label path alone, at N=100 classes: ipt_compose's ``CutMix`` + ``ChannelDrop(k=4)`` +
+  ``Rotation()`` (K=16, joint width 1600) + ``joint_cross_entropy`` and its backward to the logits,
+  against torchvision's ``v2.CutMix`` + ``F.cross_entropy`` (both mix the images too).
+
+Targets (read from the output, not asserted): ChannelDrop-at-head training step ≤ 1.03× plain,
+aggregated predict ≤ 1.05× plain inference, label path ≤ 1.2× torchvision's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+
+from _data import cifar_resnet18, resnet20  # noqa: E402
+
+from ipt_compose import (  # noqa: E402
+    ChannelDrop,
+    Compose,
+    CutMix,
+    JointModel,
+    Rotation,
+    joint_cross_entropy,
+)
+
+NUM_CLASSES = 10
+
+
+def _backbone(name: str) -> nn.Module:
+    return resnet20(NUM_CLASSES) if name == "resnet20" else cifar_resnet18(NUM_CLASSES)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def build_cases(args: argparse.Namespace) -> tuple[dict[str, Callable[[], Any]], dict[str, str]]:
+    """Name → zero-argument callable, and name → the group whose plain case it is compared to."""
+    device = torch.device(args.device)
+    layout = torch.channels_last if args.channels_last else torch.contiguous_format
+    g = torch.Generator().manual_seed(0)
+    images = torch.randn(args.batch_size, 3, 32, 32, generator=g).to(device)
+    images = images.contiguous(memory_format=layout)
+    labels = torch.randint(NUM_CLASSES, (args.batch_size,), generator=g).to(device)
+
+    def model_for(pretext: Compose | None) -> nn.Module:
+        torch.manual_seed(0)
+        backbone = _backbone(args.model)
+        model = backbone if pretext is None else JointModel(backbone, pretext, NUM_CLASSES)
+        return model.to(device, memory_format=layout)
+
+    def train_step(pretext: Compose | None) -> Callable[[], None]:
+        model = model_for(pretext)
+        model.train()
+        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+
+        def step() -> None:
+            if pretext is None:
+                loss = F.cross_entropy(model(images), labels)
+            else:
+                batch = pretext(images, labels)
+                loss = joint_cross_entropy(model(batch.inputs, batch.states), batch.target)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            _sync(device)
+
+        return step
+
+    def infer(pretext: Compose | None, aggregate: str | None) -> Callable[[], None]:
+        model = model_for(pretext)
+        model.eval()
+
+        @torch.no_grad()
+        def run() -> None:
+            if isinstance(model, JointModel):
+                model.predict(images, aggregate=aggregate)  # type: ignore[arg-type]
+            else:
+                model(images)
+            _sync(device)
+
+        return run
+
+    def cd(mode: str = "sample", at: str | None = None) -> Compose:
+        return Compose([ChannelDrop(k=4, at=at)], num_classes=NUM_CLASSES, mode=mode)  # type: ignore[arg-type]
+
+    cases: dict[str, Callable[[], Any]] = {}
+    group: dict[str, str] = {}
+    train = {
+        "train: plain": None,
+        "train: ChannelDrop head, sample": cd(),
+        "train: ChannelDrop head, all": cd("all"),
+        "train: ChannelDrop layer3, sample": cd(at="layer3"),
+        "train: ChannelDrop layer3, all": cd("all", at="layer3"),
+        "train: Rotation, sample": Compose([Rotation()], num_classes=NUM_CLASSES),
+        "train: SLA rotation, all (4x batch)": Compose([Rotation()], num_classes=NUM_CLASSES, mode="all"),
+        "train: CutMix + ChannelDrop + Rotation": Compose(
+            [CutMix(), ChannelDrop(k=4), Rotation()], num_classes=NUM_CLASSES
+        ),
+    }
+    for name, pretext in train.items():
+        cases[name] = train_step(pretext)
+        group[name] = "train: plain"
+    infer_cases: dict[str, tuple[Compose | None, str | None]] = {
+        "infer: plain": (None, None),
+        "infer: ChannelDrop head, single": (cd(), "none"),
+        "infer: ChannelDrop head, aggregated (features)": (cd(), "features"),
+        "infer: ChannelDrop layer3, aggregated (features)": (cd(at="layer3"), "features"),
+        "infer: Rotation, SLA+AG (all)": (Compose([Rotation()], num_classes=NUM_CLASSES), "all"),
+    }
+    for name, (pretext, aggregate) in infer_cases.items():
+        cases[name] = infer(pretext, aggregate)
+        group[name] = "infer: plain"
+
+    # ---- the label path alone, N = 100 classes
+    n = 100
+    lab_images = torch.randn(args.batch_size, 3, 32, 32, generator=g).to(device)
+    lab_labels = torch.randint(n, (args.batch_size,), generator=g).to(device)
+    ours = Compose([CutMix(), ChannelDrop(k=4), Rotation()], num_classes=n)
+    joint_logits = torch.randn(args.batch_size, n * ours.num_states, generator=g).to(device)
+    joint_logits.requires_grad_(True)
+    plain_logits = torch.randn(args.batch_size, n, generator=g).to(device).requires_grad_(True)
+    from torchvision.transforms import v2
+
+    tv_cutmix = v2.CutMix(num_classes=n)
+
+    def label_ours() -> None:
+        batch = ours(lab_images, lab_labels)
+        joint_cross_entropy(joint_logits, batch.target).backward()
+        _sync(device)
+
+    def label_torchvision() -> None:
+        _, soft = tv_cutmix(lab_images, lab_labels)
+        F.cross_entropy(plain_logits, soft).backward()
+        _sync(device)
+
+    cases["labels: torchvision v2.CutMix + F.cross_entropy (N=100)"] = label_torchvision
+    cases["labels: CutMix + ChannelDrop + Rotation + joint CE (N=100, K=16)"] = label_ours
+    group["labels: torchvision v2.CutMix + F.cross_entropy (N=100)"] = (
+        "labels: torchvision v2.CutMix + F.cross_entropy (N=100)"
+    )
+    group["labels: CutMix + ChannelDrop + Rotation + joint CE (N=100, K=16)"] = (
+        "labels: torchvision v2.CutMix + F.cross_entropy (N=100)"
+    )
+    return cases, group
+
+
+def measure(cases: dict[str, Callable[[], Any]], rounds: int, warmup: int) -> dict[str, list[float]]:
+    times: dict[str, list[float]] = {name: [] for name in cases}
+    for r in range(warmup + rounds):
+        for name, fn in cases.items():
+            t0 = time.perf_counter()
+            fn()
+            elapsed = time.perf_counter() - t0
+            if r >= warmup:
+                times[name].append(elapsed)
+    return times
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="resnet20", choices=("resnet20", "resnet18"))
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--rounds", type=int, default=20)
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument("--json", default=None, help="write the results to this JSON file")
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.channels_last is None:
+        args.channels_last = torch.device(args.device).type == "cpu"
+    cases, group = build_cases(args)
+    times = measure(cases, args.rounds, args.warmup)
+    medians = {name: statistics.median(ts) for name, ts in times.items()}
+    rows = []
+    for name, ts in times.items():
+        q = statistics.quantiles(ts, n=4) if len(ts) >= 2 else [ts[0]] * 3
+        rows.append({
+            "case": name,
+            "median_ms": 1000 * medians[name],
+            "iqr_ms": 1000 * (q[2] - q[0]),
+            "ratio": medians[name] / medians[group[name]],
+            "baseline": group[name],
+        })
+    width = max(len(r["case"]) for r in rows)
+    print(f"{'case':<{width}}  {'median ms':>10}  {'IQR ms':>8}  {'ratio':>6}")
+    for r in rows:
+        print(f"{r['case']:<{width}}  {r['median_ms']:10.2f}  {r['iqr_ms']:8.2f}  {r['ratio']:5.2f}x")
+    meta = {
+        "model": args.model,
+        "batch_size": args.batch_size,
+        "rounds": args.rounds,
+        "device": args.device,
+        "threads": torch.get_num_threads(),
+        "channels_last": args.channels_last,
+        "torch": torch.__version__,
+        "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, python "
+        f"{platform.python_version()}",
+        "argv": sys.argv[1:] if argv is None else list(argv),
+    }
+    result = {"meta": meta, "rows": rows}
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(result, indent=1))
+        print(f"wrote {args.json}")
+    return result
+
+
+if __name__ == "__main__":
+    main()
