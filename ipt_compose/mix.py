@@ -287,11 +287,17 @@ class CutMix(_BetaMixer):
             (x1 >= 0) & (x1 <= x2) & (x2 <= width) & (y1 >= 0) & (y1 <= y2) & (y2 <= height),
             f"params['box'] must hold 0 <= x1 <= x2 <= {width} and 0 <= y1 <= y2 <= {height}",
         )
-        rows = torch.arange(height, device=images.device).view(1, height, 1)
-        cols = torch.arange(width, device=images.device).view(1, 1, width)
-        inside = (rows >= y1) & (rows < y2) & (cols >= x1) & (cols < x2)
         pairing = _roll_pairing(images)
-        mixed = torch.where(inside.unsqueeze(1), images[pairing], images)
+        if box.ndim == 1 and box.device.type == "cpu":
+            # one box on the host: copy only its pixels (torchvision's way), no full gather
+            left, top, right, bottom = (int(v) for v in box.tolist())
+            mixed = images.clone()
+            mixed[..., top:bottom, left:right] = images[..., top:bottom, left:right].roll(1, 0)
+        else:  # per-row boxes, or a box on an accelerator: a mask, without a host sync
+            rows = torch.arange(height, device=images.device).view(1, height, 1)
+            cols = torch.arange(width, device=images.device).view(1, 1, width)
+            inside = (rows >= y1) & (rows < y2) & (cols >= x1) & (cols < x2)
+            mixed = torch.where(inside.unsqueeze(1), images[pairing], images)
         area = ((x2 - x1) * (y2 - y1)).view(-1).double()
         lam = (1.0 - area / (height * width)).to(device=target.device, dtype=target.dtype)
         return mixed, target.mix(pairing, lam if box.ndim == 2 else lam[0])
