@@ -97,202 +97,561 @@ BAD: list[Any] = [
     # --- pretext constructors
     pytest.param(lambda: ChannelDrop(k=0), ValueError, r"k must be >= 1, got 0", id="ChannelDrop-k-0"),
     pytest.param(lambda: ChannelDrop(k=2.5), TypeError, r"k must be an int", id="ChannelDrop-k-float"),
-    pytest.param(lambda: ChannelDrop(groups="odd"), ValueError, r"groups must be one of", id="ChannelDrop-groups"),
-    pytest.param(lambda: ChannelDrop(at=3), TypeError, r"at must be a submodule name", id="ChannelDrop-at-int"),
+    pytest.param(
+        lambda: ChannelDrop(groups="odd"), ValueError, r"groups must be one of", id="ChannelDrop-groups"
+    ),
+    pytest.param(
+        lambda: ChannelDrop(at=3), TypeError, r"at must be a submodule name", id="ChannelDrop-at-int"
+    ),
     pytest.param(lambda: Cutout(grid=0), ValueError, r"grid must be >= 1", id="Cutout-grid-0"),
     pytest.param(lambda: Cutout(fill="black"), TypeError, r"fill must be a number", id="Cutout-fill-str"),
-    pytest.param(lambda: Rotation(name=""), ValueError, r"name must be a non-empty str", id="Rotation-name-empty"),
-    pytest.param(lambda: Rotation(name="class"), ValueError, r"name must be .* other than 'class'", id="Rotation-name-class"),
+    pytest.param(
+        lambda: Rotation(name=""), ValueError, r"name must be a non-empty str", id="Rotation-name-empty"
+    ),
+    pytest.param(
+        lambda: Rotation(name="class"),
+        ValueError,
+        r"name must be .* other than 'class'",
+        id="Rotation-name-class",
+    ),
     # --- pretext.apply
-    pytest.param(lambda: Rotation().apply(images(2, 8, 6), states(0, 0)), ValueError,
-                 r"square images.*H=8, W=6", id="Rotation-non-square"),
-    pytest.param(lambda: Rotation().apply(images(2, 8, 6), states(0, 0)[:0].new_zeros(2)), ValueError,
-                 r"square images", id="Rotation-non-square-identity-states"),
-    pytest.param(lambda: Rotation().apply(torch.rand(2, 8, 8), states(0, 0)), ValueError,
-                 r"images of shape \(B, C, H, W\)", id="Rotation-rank-3"),
-    pytest.param(lambda: Rotation().apply(images(2), torch.zeros(2)), TypeError,
-                 r"states must be an integer tensor", id="Rotation-states-float"),
-    pytest.param(lambda: Rotation().apply(images(2), torch.zeros(2, dtype=torch.bool)), TypeError,
-                 r"states must be an integer tensor", id="Rotation-states-bool"),
-    pytest.param(lambda: Rotation().apply(images(2), states(0, 4)), ValueError,
-                 r"states \(rotation state\) must lie in \[0, 4\)", id="Rotation-states-out-of-range"),
-    pytest.param(lambda: Rotation().apply(images(2), states(0, 1, 2)), ValueError,
-                 r"states must have shape \(2,\)", id="Rotation-states-batch"),
-    pytest.param(lambda: Rotation().apply([[0.0]], states(0)), TypeError, r"x must be a torch.Tensor",
-                 id="Rotation-x-list"),
-    pytest.param(lambda: ChannelDrop(k=4).apply(torch.rand(2, 2), states(0, 1)), ValueError,
-                 r"ChannelDrop\(k=4\) needs at least 4 channels.*2 channels", id="ChannelDrop-too-few-channels"),
-    pytest.param(lambda: ChannelDrop(k=4).apply(torch.rand(2), states(0, 1)), ValueError,
-                 r"x must have shape \(B, C, ...\)", id="ChannelDrop-rank-1"),
-    pytest.param(lambda: Cutout(grid=4).apply(images(2, 2, 2), states(0, 1)), ValueError,
-                 r"Cutout\(grid=4\) needs .*at least 4×4.*H=2, W=2", id="Cutout-too-small"),
+    pytest.param(
+        lambda: Rotation().apply(images(2, 8, 6), states(0, 0)),
+        ValueError,
+        r"square images.*H=8, W=6",
+        id="Rotation-non-square",
+    ),
+    pytest.param(
+        lambda: Rotation().apply(images(2, 8, 6), states(0, 0)[:0].new_zeros(2)),
+        ValueError,
+        r"square images",
+        id="Rotation-non-square-identity-states",
+    ),
+    pytest.param(
+        lambda: Rotation().apply(torch.rand(2, 8, 8), states(0, 0)),
+        ValueError,
+        r"images of shape \(B, C, H, W\)",
+        id="Rotation-rank-3",
+    ),
+    pytest.param(
+        lambda: Rotation().apply(images(2), torch.zeros(2)),
+        TypeError,
+        r"states must be an integer tensor",
+        id="Rotation-states-float",
+    ),
+    pytest.param(
+        lambda: Rotation().apply(images(2), torch.zeros(2, dtype=torch.bool)),
+        TypeError,
+        r"states must be an integer tensor",
+        id="Rotation-states-bool",
+    ),
+    pytest.param(
+        lambda: Rotation().apply(images(2), states(0, 4)),
+        ValueError,
+        r"states \(rotation state\) must lie in \[0, 4\)",
+        id="Rotation-states-out-of-range",
+    ),
+    pytest.param(
+        lambda: Rotation().apply(images(2), states(0, 1, 2)),
+        ValueError,
+        r"states must have shape \(2,\)",
+        id="Rotation-states-batch",
+    ),
+    pytest.param(
+        lambda: Rotation().apply([[0.0]], states(0)),
+        TypeError,
+        r"x must be a torch.Tensor",
+        id="Rotation-x-list",
+    ),
+    pytest.param(
+        lambda: ChannelDrop(k=4).apply(torch.rand(2, 2), states(0, 1)),
+        ValueError,
+        r"ChannelDrop\(k=4\) needs at least 4 channels.*2 channels",
+        id="ChannelDrop-too-few-channels",
+    ),
+    pytest.param(
+        lambda: ChannelDrop(k=4).apply(torch.rand(2), states(0, 1)),
+        ValueError,
+        r"x must have shape \(B, C, ...\)",
+        id="ChannelDrop-rank-1",
+    ),
+    pytest.param(
+        lambda: Cutout(grid=4).apply(images(2, 2, 2), states(0, 1)),
+        ValueError,
+        r"Cutout\(grid=4\) needs .*at least 4×4.*H=2, W=2",
+        id="Cutout-too-small",
+    ),
     # --- Compose constructor
     pytest.param(lambda: Compose(Rotation()), TypeError, r"pretexts must be a list", id="Compose-not-a-list"),
-    pytest.param(lambda: Compose([]), ValueError, r"pretexts must hold at least one pretext", id="Compose-empty"),
-    pytest.param(lambda: Compose([MixUp()]), ValueError, r"pretexts must hold at least one pretext",
-                 id="Compose-only-mixer"),
-    pytest.param(lambda: Compose([Rotation(), Rotation()]), ValueError, r"share the name 'rotation'",
-                 id="Compose-duplicate-name"),
-    pytest.param(lambda: Compose([nn.ReLU()]), TypeError, r"pretexts\[0\] must be a Pretext", id="Compose-foreign-item"),
+    pytest.param(
+        lambda: Compose([]), ValueError, r"pretexts must hold at least one pretext", id="Compose-empty"
+    ),
+    pytest.param(
+        lambda: Compose([MixUp()]),
+        ValueError,
+        r"pretexts must hold at least one pretext",
+        id="Compose-only-mixer",
+    ),
+    pytest.param(
+        lambda: Compose([Rotation(), Rotation()]),
+        ValueError,
+        r"share the name 'rotation'",
+        id="Compose-duplicate-name",
+    ),
+    pytest.param(
+        lambda: Compose([nn.ReLU()]), TypeError, r"pretexts\[0\] must be a Pretext", id="Compose-foreign-item"
+    ),
     pytest.param(lambda: Compose([Rotation()], mode="every"), ValueError, r"mode must be", id="Compose-mode"),
-    pytest.param(lambda: Compose([Rotation()], num_classes=0), ValueError, r"num_classes must be >= 1",
-                 id="Compose-num_classes-0"),
-    pytest.param(lambda: Compose([ChannelDrop(), MixUp()]), ValueError,
-                 r"mixer \(MixUp\) cannot follow the feature-site pretext 'channel_drop'", id="Compose-mixer-after-feature"),
-    pytest.param(lambda: Compose([ChannelDrop(), v2.CutMix(num_classes=N)]), ValueError,
-                 r"cannot follow the feature-site pretext 'channel_drop'", id="Compose-tv-mixer-after-feature"),
-    pytest.param(lambda: Compose([MixUp(), Rotation()], mode="all"), ValueError, r"mixers are refused in mode='all'",
-                 id="Compose-mixer-mode-all"),
-    pytest.param(lambda: Compose([Rotation()]).space(), ValueError, r"num_classes is unknown", id="Compose-space-no-N"),
-    pytest.param(lambda: Compose([Rotation()], num_classes=N).space(5), ValueError, r"num_classes=5 disagrees",
-                 id="Compose-space-N-disagrees"),
+    pytest.param(
+        lambda: Compose([Rotation()], num_classes=0),
+        ValueError,
+        r"num_classes must be >= 1",
+        id="Compose-num_classes-0",
+    ),
+    pytest.param(
+        lambda: Compose([ChannelDrop(), MixUp()]),
+        ValueError,
+        r"mixer \(MixUp\) cannot follow the feature-site pretext 'channel_drop'",
+        id="Compose-mixer-after-feature",
+    ),
+    pytest.param(
+        lambda: Compose([ChannelDrop(), v2.CutMix(num_classes=N)]),
+        ValueError,
+        r"cannot follow the feature-site pretext 'channel_drop'",
+        id="Compose-tv-mixer-after-feature",
+    ),
+    pytest.param(
+        lambda: Compose([MixUp(), Rotation()], mode="all"),
+        ValueError,
+        r"mixers are refused in mode='all'",
+        id="Compose-mixer-mode-all",
+    ),
+    pytest.param(
+        lambda: Compose([Rotation()]).space(), ValueError, r"num_classes is unknown", id="Compose-space-no-N"
+    ),
+    pytest.param(
+        lambda: Compose([Rotation()], num_classes=N).space(5),
+        ValueError,
+        r"num_classes=5 disagrees",
+        id="Compose-space-N-disagrees",
+    ),
     # --- Compose call
-    pytest.param(lambda: Compose([Rotation()])(images(4)[0], labels(3)), ValueError,
-                 r"images must have shape \(B, C, H, W\)", id="Compose-images-rank-3"),
-    pytest.param(lambda: Compose([Rotation()])(images(4)[None], labels(1)), ValueError,
-                 r"images must have shape \(B, C, H, W\)", id="Compose-images-rank-5"),
-    pytest.param(lambda: Compose([Rotation()])(images(4).numpy(), labels(4)), TypeError,
-                 r"images must be a torch.Tensor", id="Compose-images-numpy"),
-    pytest.param(lambda: Compose([Rotation()])(images(4), [0, 1, 2, 3]), TypeError,
-                 r"labels must be a torch.Tensor", id="Compose-labels-list"),
-    pytest.param(lambda: Compose([Rotation()])(images(4), labels(3)), ValueError,
-                 r"images and labels must have the same batch size, got 4 images", id="Compose-batch-mismatch"),
-    pytest.param(lambda: Compose([Rotation()])(images(4), torch.tensor(1)), ValueError,
-                 r"images and labels must have the same batch size", id="Compose-labels-rank-0"),
-    pytest.param(lambda: Compose([Rotation()])(images(4), labels(4).view(4, 1)), ValueError,
-                 r"labels must be class indices of shape \(B,\)", id="Compose-labels-int-rank-2"),
-    pytest.param(lambda: Compose([Rotation()])(images(4), soft().view(4, 2, 5)), ValueError,
-                 r"labels must have shape \(B, N\)", id="Compose-labels-soft-rank-3"),
-    pytest.param(lambda: Compose([Rotation()])(images(4), labels(4).bool()), TypeError,
-                 r"labels must be an integer tensor", id="Compose-labels-bool"),
-    pytest.param(lambda: Compose([Rotation()], num_classes=N)(images(4), labels(4) + N), ValueError,
-                 r"labels \(class index\) must lie in \[0, 10\)", id="Compose-labels-out-of-range"),
-    pytest.param(lambda: Compose([Rotation()], num_classes=N)(images(4), labels(4) - 1), ValueError,
-                 r"labels \(class index\) must lie in \[0, 10\)", id="Compose-labels-negative"),
-    pytest.param(lambda: Compose([Rotation()])(images(4), labels(4) - 1), ValueError,
-                 r"labels must be non-negative", id="Compose-labels-negative-no-N"),
-    pytest.param(lambda: Compose([Rotation()])(images(4), labels(4)).target.dense(), ValueError,
-                 r"pass num_classes", id="Compose-dense-no-N"),
-    pytest.param(lambda: Compose([Rotation()])(images(4), soft() * 2), ValueError,
-                 r"labels rows must sum to 1", id="Compose-soft-not-summing-to-1"),
-    pytest.param(lambda: Compose([Rotation()])(images(4), soft().index_fill(1, torch.tensor([0]), float("nan"))),
-                 ValueError, r"labels must not contain NaN", id="Compose-soft-nan"),
-    pytest.param(lambda: Compose([Rotation()])(images(2), torch.tensor([[1.2, -0.2], [0.5, 0.5]])), ValueError,
-                 r"labels must be non-negative", id="Compose-soft-negative"),
-    pytest.param(lambda: Compose([Rotation()], num_classes=N)(images(4), soft(4, 5)), ValueError,
-                 r"probabilities over 5 classes but num_classes is 10", id="Compose-soft-width"),
-    pytest.param(lambda: Compose([Rotation()])(images(2, 8, 6), labels(2)), ValueError, r"square images.*H=8, W=6",
-                 id="Compose-Rotation-non-square"),
-    pytest.param(lambda: Compose([MixUp(), Rotation()])(images(4).long(), labels(4)), TypeError,
-                 r"images must be floating point to be mixed", id="Compose-mixer-int-images"),
+    pytest.param(
+        lambda: Compose([Rotation()])(images(4)[0], labels(3)),
+        ValueError,
+        r"images must have shape \(B, C, H, W\)",
+        id="Compose-images-rank-3",
+    ),
+    pytest.param(
+        lambda: Compose([Rotation()])(images(4)[None], labels(1)),
+        ValueError,
+        r"images must have shape \(B, C, H, W\)",
+        id="Compose-images-rank-5",
+    ),
+    pytest.param(
+        lambda: Compose([Rotation()])(images(4).numpy(), labels(4)),
+        TypeError,
+        r"images must be a torch.Tensor",
+        id="Compose-images-numpy",
+    ),
+    pytest.param(
+        lambda: Compose([Rotation()])(images(4), [0, 1, 2, 3]),
+        TypeError,
+        r"labels must be a torch.Tensor",
+        id="Compose-labels-list",
+    ),
+    pytest.param(
+        lambda: Compose([Rotation()])(images(4), labels(3)),
+        ValueError,
+        r"images and labels must have the same batch size, got 4 images",
+        id="Compose-batch-mismatch",
+    ),
+    pytest.param(
+        lambda: Compose([Rotation()])(images(4), torch.tensor(1)),
+        ValueError,
+        r"images and labels must have the same batch size",
+        id="Compose-labels-rank-0",
+    ),
+    pytest.param(
+        lambda: Compose([Rotation()])(images(4), labels(4).view(4, 1)),
+        ValueError,
+        r"labels must be class indices of shape \(B,\)",
+        id="Compose-labels-int-rank-2",
+    ),
+    pytest.param(
+        lambda: Compose([Rotation()])(images(4), soft().view(4, 2, 5)),
+        ValueError,
+        r"labels must have shape \(B, N\)",
+        id="Compose-labels-soft-rank-3",
+    ),
+    pytest.param(
+        lambda: Compose([Rotation()])(images(4), labels(4).bool()),
+        TypeError,
+        r"labels must be an integer tensor",
+        id="Compose-labels-bool",
+    ),
+    pytest.param(
+        lambda: Compose([Rotation()], num_classes=N)(images(4), labels(4) + N),
+        ValueError,
+        r"labels \(class index\) must lie in \[0, 10\)",
+        id="Compose-labels-out-of-range",
+    ),
+    pytest.param(
+        lambda: Compose([Rotation()], num_classes=N)(images(4), labels(4) - 1),
+        ValueError,
+        r"labels \(class index\) must lie in \[0, 10\)",
+        id="Compose-labels-negative",
+    ),
+    pytest.param(
+        lambda: Compose([Rotation()])(images(4), labels(4) - 1),
+        ValueError,
+        r"labels must be non-negative",
+        id="Compose-labels-negative-no-N",
+    ),
+    pytest.param(
+        lambda: Compose([Rotation()])(images(4), labels(4)).target.dense(),
+        ValueError,
+        r"pass num_classes",
+        id="Compose-dense-no-N",
+    ),
+    pytest.param(
+        lambda: Compose([Rotation()])(images(4), soft() * 2),
+        ValueError,
+        r"labels rows must sum to 1",
+        id="Compose-soft-not-summing-to-1",
+    ),
+    pytest.param(
+        lambda: Compose([Rotation()])(images(4), soft().index_fill(1, torch.tensor([0]), float("nan"))),
+        ValueError,
+        r"labels must not contain NaN",
+        id="Compose-soft-nan",
+    ),
+    pytest.param(
+        lambda: Compose([Rotation()])(images(2), torch.tensor([[1.2, -0.2], [0.5, 0.5]])),
+        ValueError,
+        r"labels must be non-negative",
+        id="Compose-soft-negative",
+    ),
+    pytest.param(
+        lambda: Compose([Rotation()], num_classes=N)(images(4), soft(4, 5)),
+        ValueError,
+        r"probabilities over 5 classes but num_classes is 10",
+        id="Compose-soft-width",
+    ),
+    pytest.param(
+        lambda: Compose([Rotation()])(images(2, 8, 6), labels(2)),
+        ValueError,
+        r"square images.*H=8, W=6",
+        id="Compose-Rotation-non-square",
+    ),
+    pytest.param(
+        lambda: Compose([MixUp(), Rotation()])(images(4).long(), labels(4)),
+        TypeError,
+        r"images must be floating point to be mixed",
+        id="Compose-mixer-int-images",
+    ),
     # --- JointModel constructor
-    pytest.param(lambda: JointModel(lambda x: x, [ChannelDrop()], num_classes=N), TypeError,
-                 r"backbone must be an nn.Module", id="JointModel-backbone"),
-    pytest.param(lambda: JointModel(cnn(), [ChannelDrop()], num_classes=0), ValueError, r"num_classes must be >= 1",
-                 id="JointModel-num_classes-0"),
-    pytest.param(lambda: JointModel(cnn(), Compose([ChannelDrop()], num_classes=5), num_classes=N), ValueError,
-                 r"num_classes=10 disagrees with the pretext's Compose\(num_classes=5\)", id="JointModel-N-vs-Compose"),
-    pytest.param(lambda: JointModel(cnn(classes=5), [ChannelDrop()], num_classes=N), ValueError,
-                 r"has 5 outputs but num_classes=10", id="JointModel-N-vs-head"),
-    pytest.param(lambda: JointModel(cnn(), [ChannelDrop()], num_classes=N, head="fc"), ValueError,
-                 r"head='fc' is not a submodule", id="JointModel-unknown-head"),
-    pytest.param(lambda: JointModel(cnn(), [ChannelDrop()], num_classes=N, head="0"), TypeError,
-                 r"head '0' must be an nn.Linear", id="JointModel-head-not-linear"),
-    pytest.param(lambda: JointModel(nn.Sequential(nn.Conv2d(3, 4, 1)), [ChannelDrop()], num_classes=N), ValueError,
-                 r"backbone has no nn.Linear classifier", id="JointModel-no-linear"),
-    pytest.param(lambda: JointModel(cnn(), [ChannelDrop(at="layer3")], num_classes=N), ValueError,
-                 r"at='layer3' is not a submodule", id="JointModel-unknown-at"),
+    pytest.param(
+        lambda: JointModel(lambda x: x, [ChannelDrop()], num_classes=N),
+        TypeError,
+        r"backbone must be an nn.Module",
+        id="JointModel-backbone",
+    ),
+    pytest.param(
+        lambda: JointModel(cnn(), [ChannelDrop()], num_classes=0),
+        ValueError,
+        r"num_classes must be >= 1",
+        id="JointModel-num_classes-0",
+    ),
+    pytest.param(
+        lambda: JointModel(cnn(), Compose([ChannelDrop()], num_classes=5), num_classes=N),
+        ValueError,
+        r"num_classes=10 disagrees with the pretext's Compose\(num_classes=5\)",
+        id="JointModel-N-vs-Compose",
+    ),
+    pytest.param(
+        lambda: JointModel(cnn(classes=5), [ChannelDrop()], num_classes=N),
+        ValueError,
+        r"has 5 outputs but num_classes=10",
+        id="JointModel-N-vs-head",
+    ),
+    pytest.param(
+        lambda: JointModel(cnn(), [ChannelDrop()], num_classes=N, head="fc"),
+        ValueError,
+        r"head='fc' is not a submodule",
+        id="JointModel-unknown-head",
+    ),
+    pytest.param(
+        lambda: JointModel(cnn(), [ChannelDrop()], num_classes=N, head="0"),
+        TypeError,
+        r"head '0' must be an nn.Linear",
+        id="JointModel-head-not-linear",
+    ),
+    pytest.param(
+        lambda: JointModel(nn.Sequential(nn.Conv2d(3, 4, 1)), [ChannelDrop()], num_classes=N),
+        ValueError,
+        r"backbone has no nn.Linear classifier",
+        id="JointModel-no-linear",
+    ),
+    pytest.param(
+        lambda: JointModel(cnn(), [ChannelDrop(at="layer3")], num_classes=N),
+        ValueError,
+        r"at='layer3' is not a submodule",
+        id="JointModel-unknown-at",
+    ),
     # --- JointModel forward
-    pytest.param(lambda: model()(images(4), torch.zeros(4, 3, dtype=torch.long)), ValueError,
-                 r"states must have shape \(B', 2\)", id="JointModel-states-columns"),
-    pytest.param(lambda: model()(images(4), torch.zeros(4, dtype=torch.long)), ValueError,
-                 r"states must have shape \(B', 2\)", id="JointModel-states-rank-1"),
-    pytest.param(lambda: model()(images(4), torch.zeros(3, 2, dtype=torch.long)), ValueError,
-                 r"states must have 4 rows", id="JointModel-states-rows"),
-    pytest.param(lambda: model()(images(4), torch.full((4, 2), 4)), ValueError,
-                 r"states \(per pretext column\) must lie in", id="JointModel-states-out-of-range"),
-    pytest.param(lambda: model()(images(4), torch.full((4, 2), -1)), ValueError,
-                 r"states \(per pretext column\) must lie in", id="JointModel-states-negative"),
-    pytest.param(lambda: model()(images(4), torch.zeros(4, 2)), TypeError, r"states must be an integer tensor",
-                 id="JointModel-states-float"),
-    pytest.param(lambda: model()(images(4).tolist(), torch.zeros(4, 2, dtype=torch.long)), TypeError,
-                 r"x must be a torch.Tensor", id="JointModel-x-list"),
-    pytest.param(lambda: JointModel(cnn(channels=2), [ChannelDrop(k=4)], num_classes=N)(
-                 images(4), torch.zeros(4, 1, dtype=torch.long)), ValueError,
-                 r"ChannelDrop\(k=4\) needs at least 4 channels.*2 channels", id="JointModel-too-few-channels"),
-    pytest.param(lambda: JointModel(Unpooled(), [ChannelDrop(k=2)], num_classes=N)(
-                 images(4), torch.zeros(4, 1, dtype=torch.long)), ValueError,
-                 r"at=None\) needs pooled features", id="JointModel-unpooled-head-input"),
+    pytest.param(
+        lambda: model()(images(4), torch.zeros(4, 3, dtype=torch.long)),
+        ValueError,
+        r"states must have shape \(B', 2\)",
+        id="JointModel-states-columns",
+    ),
+    pytest.param(
+        lambda: model()(images(4), torch.zeros(4, dtype=torch.long)),
+        ValueError,
+        r"states must have shape \(B', 2\)",
+        id="JointModel-states-rank-1",
+    ),
+    pytest.param(
+        lambda: model()(images(4), torch.zeros(3, 2, dtype=torch.long)),
+        ValueError,
+        r"states must have 4 rows",
+        id="JointModel-states-rows",
+    ),
+    pytest.param(
+        lambda: model()(images(4), torch.full((4, 2), 4)),
+        ValueError,
+        r"states \(per pretext column\) must lie in",
+        id="JointModel-states-out-of-range",
+    ),
+    pytest.param(
+        lambda: model()(images(4), torch.full((4, 2), -1)),
+        ValueError,
+        r"states \(per pretext column\) must lie in",
+        id="JointModel-states-negative",
+    ),
+    pytest.param(
+        lambda: model()(images(4), torch.zeros(4, 2)),
+        TypeError,
+        r"states must be an integer tensor",
+        id="JointModel-states-float",
+    ),
+    pytest.param(
+        lambda: model()(images(4).tolist(), torch.zeros(4, 2, dtype=torch.long)),
+        TypeError,
+        r"x must be a torch.Tensor",
+        id="JointModel-x-list",
+    ),
+    pytest.param(
+        lambda: JointModel(cnn(channels=2), [ChannelDrop(k=4)], num_classes=N)(
+            images(4), torch.zeros(4, 1, dtype=torch.long)
+        ),
+        ValueError,
+        r"ChannelDrop\(k=4\) needs at least 4 channels.*2 channels",
+        id="JointModel-too-few-channels",
+    ),
+    pytest.param(
+        lambda: JointModel(Unpooled(), [ChannelDrop(k=2)], num_classes=N)(
+            images(4), torch.zeros(4, 1, dtype=torch.long)
+        ),
+        ValueError,
+        r"at=None\) needs pooled features",
+        id="JointModel-unpooled-head-input",
+    ),
     # --- predict
-    pytest.param(lambda: model().predict(images(4), aggregate="mean"), ValueError, r"aggregate must be",
-                 id="predict-aggregate"),
-    pytest.param(lambda: model([Cutout(), ChannelDrop()]).predict(images(4)), ValueError,
-                 r"'cutout' \(Cutout\) has none; use aggregate='all' or .*identity=True", id="predict-no-identity"),
-    pytest.param(lambda: model().predict(images(4)[0]), ValueError, r"images of shape \(B, C, H, W\)",
-                 id="predict-rank-3"),
-    pytest.param(lambda: model().predict(images(2, 8, 6), aggregate="all"), ValueError, r"square images",
-                 id="predict-non-square"),
-    pytest.param(lambda: model().predict(torch.tensor(1.0)), TypeError, r"x must be a batch tensor",
-                 id="predict-rank-0"),
+    pytest.param(
+        lambda: model().predict(images(4), aggregate="mean"),
+        ValueError,
+        r"aggregate must be",
+        id="predict-aggregate",
+    ),
+    pytest.param(
+        lambda: model([Cutout(), ChannelDrop()]).predict(images(4)),
+        ValueError,
+        r"'cutout' \(Cutout\) has none; use aggregate='all' or .*identity=True",
+        id="predict-no-identity",
+    ),
+    pytest.param(
+        lambda: model().predict(images(4)[0]),
+        ValueError,
+        r"images of shape \(B, C, H, W\)",
+        id="predict-rank-3",
+    ),
+    pytest.param(
+        lambda: model().predict(images(2, 8, 6), aggregate="all"),
+        ValueError,
+        r"square images",
+        id="predict-non-square",
+    ),
+    pytest.param(
+        lambda: model().predict(torch.tensor(1.0)),
+        TypeError,
+        r"x must be a batch tensor",
+        id="predict-rank-0",
+    ),
     pytest.param(lambda: model().predict([1.0]), TypeError, r"x must be a batch tensor", id="predict-list"),
     # --- mixers
     pytest.param(lambda: MixUp(alpha=-1.0), ValueError, r"alpha must be positive", id="MixUp-alpha-negative"),
     pytest.param(lambda: CutMix(alpha="1"), TypeError, r"alpha must be a number", id="CutMix-alpha-str"),
-    pytest.param(lambda: MixUp()(images(4)[0], labels(3), num_classes=N), ValueError,
-                 r"images must have shape \(B, C, H, W\)", id="MixUp-rank-3"),
-    pytest.param(lambda: MixUp()(images(4).to(torch.uint8), labels(4), num_classes=N), TypeError,
-                 r"images must be floating point", id="MixUp-uint8-images"),
-    pytest.param(lambda: MixUp()(images(4), labels(3), num_classes=N), ValueError, r"batch size",
-                 id="MixUp-batch-mismatch"),
-    pytest.param(lambda: MixUp()(images(4), labels(4) + N, num_classes=N), ValueError,
-                 r"labels \(class index\) must lie in \[0, 10\)", id="MixUp-labels-out-of-range"),
-    pytest.param(lambda: CutMix()(images(4), soft() * 0.5), ValueError, r"labels rows must sum to 1",
-                 id="CutMix-soft-not-summing-to-1"),
-    pytest.param(lambda: CutMix()(images(4), torch.full((4, N), float("nan"))), ValueError,
-                 r"labels must not contain NaN", id="CutMix-soft-nan"),
-    pytest.param(lambda: CutMix()(images(4), labels(4).float(), num_classes=N), ValueError,
-                 r"labels must have shape \(B, N\)", id="CutMix-float-class-indices"),
-    pytest.param(lambda: CutMix()(torch.rand(4, 3, 0, 0), labels(4), num_classes=N), ValueError,
-                 r"images must have at least one pixel", id="CutMix-no-pixels"),
+    pytest.param(
+        lambda: MixUp()(images(4)[0], labels(3), num_classes=N),
+        ValueError,
+        r"images must have shape \(B, C, H, W\)",
+        id="MixUp-rank-3",
+    ),
+    pytest.param(
+        lambda: MixUp()(images(4).to(torch.uint8), labels(4), num_classes=N),
+        TypeError,
+        r"images must be floating point",
+        id="MixUp-uint8-images",
+    ),
+    pytest.param(
+        lambda: MixUp()(images(4), labels(3), num_classes=N),
+        ValueError,
+        r"batch size",
+        id="MixUp-batch-mismatch",
+    ),
+    pytest.param(
+        lambda: MixUp()(images(4), labels(4) + N, num_classes=N),
+        ValueError,
+        r"labels \(class index\) must lie in \[0, 10\)",
+        id="MixUp-labels-out-of-range",
+    ),
+    pytest.param(
+        lambda: CutMix()(images(4), soft() * 0.5),
+        ValueError,
+        r"labels rows must sum to 1",
+        id="CutMix-soft-not-summing-to-1",
+    ),
+    pytest.param(
+        lambda: CutMix()(images(4), torch.full((4, N), float("nan"))),
+        ValueError,
+        r"labels must not contain NaN",
+        id="CutMix-soft-nan",
+    ),
+    pytest.param(
+        lambda: CutMix()(images(4), labels(4).float(), num_classes=N),
+        ValueError,
+        r"labels must have shape \(B, N\)",
+        id="CutMix-float-class-indices",
+    ),
+    pytest.param(
+        lambda: CutMix()(torch.rand(4, 3, 0, 0), labels(4), num_classes=N),
+        ValueError,
+        r"images must have at least one pixel",
+        id="CutMix-no-pixels",
+    ),
     # --- joint_cross_entropy
-    pytest.param(lambda: joint_cross_entropy(torch.zeros(4, 160, dtype=torch.long), target()), TypeError,
-                 r"logits must be a floating-point tensor", id="loss-logits-int"),
-    pytest.param(lambda: joint_cross_entropy(torch.rand(4, 160), labels(4)), TypeError,
-                 r"target must be a JointTarget", id="loss-target-tensor"),
-    pytest.param(lambda: joint_cross_entropy(torch.rand(4, N), target()), ValueError,
-                 r"logits must have 160 columns .*got 10", id="loss-width"),
-    pytest.param(lambda: joint_cross_entropy(torch.rand(3, 160), target()), ValueError,
-                 r"logits must have shape \(4, joint size\)", id="loss-rows"),
-    pytest.param(lambda: joint_cross_entropy(torch.rand(160), target()), ValueError,
-                 r"logits must have shape \(4, joint size\)", id="loss-rank-1"),
-    pytest.param(lambda: joint_cross_entropy(torch.rand(4, 160), target(), label_smoothing=1.5), ValueError,
-                 r"label_smoothing must lie in \[0, 1\]", id="loss-smoothing"),
-    pytest.param(lambda: joint_cross_entropy(torch.rand(4, 160), target(), reduction="avg"), ValueError,
-                 r"reduction must be", id="loss-reduction"),
+    pytest.param(
+        lambda: joint_cross_entropy(torch.zeros(4, 160, dtype=torch.long), target()),
+        TypeError,
+        r"logits must be a floating-point tensor",
+        id="loss-logits-int",
+    ),
+    pytest.param(
+        lambda: joint_cross_entropy(torch.rand(4, 160), labels(4)),
+        TypeError,
+        r"target must be a JointTarget",
+        id="loss-target-tensor",
+    ),
+    pytest.param(
+        lambda: joint_cross_entropy(torch.rand(4, N), target()),
+        ValueError,
+        r"logits must have 160 columns .*got 10",
+        id="loss-width",
+    ),
+    pytest.param(
+        lambda: joint_cross_entropy(torch.rand(3, 160), target()),
+        ValueError,
+        r"logits must have shape \(4, joint size\)",
+        id="loss-rows",
+    ),
+    pytest.param(
+        lambda: joint_cross_entropy(torch.rand(160), target()),
+        ValueError,
+        r"logits must have shape \(4, joint size\)",
+        id="loss-rank-1",
+    ),
+    pytest.param(
+        lambda: joint_cross_entropy(torch.rand(4, 160), target(), label_smoothing=1.5),
+        ValueError,
+        r"label_smoothing must lie in \[0, 1\]",
+        id="loss-smoothing",
+    ),
+    pytest.param(
+        lambda: joint_cross_entropy(torch.rand(4, 160), target(), reduction="avg"),
+        ValueError,
+        r"reduction must be",
+        id="loss-reduction",
+    ),
     # --- LabelSpace
     pytest.param(lambda: LabelSpace([]), ValueError, r"factors must hold at least", id="LabelSpace-empty"),
-    pytest.param(lambda: LabelSpace([("rotation", 4)]), ValueError, r"first factor must be named 'class'",
-                 id="LabelSpace-first-factor"),
-    pytest.param(lambda: LabelSpace([("class", 2), ("r", 4), ("r", 4)]), ValueError, r"factor names must be unique",
-                 id="LabelSpace-duplicate"),
-    pytest.param(lambda: LabelSpace([("class", 0)]), ValueError, r"size of factor 'class' must be >= 1",
-                 id="LabelSpace-size-0"),
-    pytest.param(lambda: LabelSpace([("class", 2.0)]), TypeError, r"size of factor 'class' must be an int",
-                 id="LabelSpace-size-float"),
-    pytest.param(lambda: LabelSpace(["class"]), TypeError, r"factors\[0\] must be a \(name, size\) pair",
-                 id="LabelSpace-pair"),
-    pytest.param(lambda: LabelSpace([("class", 4)]).encode(torch.zeros(2, 1)), TypeError,
-                 r"indices must be an integer tensor", id="LabelSpace-encode-float"),
-    pytest.param(lambda: LabelSpace([("class", 4)]).encode(torch.zeros(2, 2, dtype=torch.long)), ValueError,
-                 r"indices must have shape \(\.\.\., 1\)", id="LabelSpace-encode-width"),
-    pytest.param(lambda: LabelSpace([("class", 4)]).encode(torch.tensor([[4]])), ValueError,
-                 r"indices \(per factor\) must lie in", id="LabelSpace-encode-out-of-range"),
-    pytest.param(lambda: LabelSpace([("class", 4)]).decode(torch.tensor([4])), ValueError,
-                 r"joint \(joint index\) must lie in \[0, 4\)", id="LabelSpace-decode-out-of-range"),
-    pytest.param(lambda: LabelSpace([("class", 4)]).marginal(torch.rand(2, 3), ["class"]), ValueError,
-                 r"values must have last dimension 4", id="LabelSpace-marginal-width"),
-    pytest.param(lambda: LabelSpace([("class", 4)]).marginal(torch.rand(2, 4), ["rotation"]), ValueError,
-                 r"'rotation'", id="LabelSpace-marginal-name"),
+    pytest.param(
+        lambda: LabelSpace([("rotation", 4)]),
+        ValueError,
+        r"first factor must be named 'class'",
+        id="LabelSpace-first-factor",
+    ),
+    pytest.param(
+        lambda: LabelSpace([("class", 2), ("r", 4), ("r", 4)]),
+        ValueError,
+        r"factor names must be unique",
+        id="LabelSpace-duplicate",
+    ),
+    pytest.param(
+        lambda: LabelSpace([("class", 0)]),
+        ValueError,
+        r"size of factor 'class' must be >= 1",
+        id="LabelSpace-size-0",
+    ),
+    pytest.param(
+        lambda: LabelSpace([("class", 2.0)]),
+        TypeError,
+        r"size of factor 'class' must be an int",
+        id="LabelSpace-size-float",
+    ),
+    pytest.param(
+        lambda: LabelSpace(["class"]),
+        TypeError,
+        r"factors\[0\] must be a \(name, size\) pair",
+        id="LabelSpace-pair",
+    ),
+    pytest.param(
+        lambda: LabelSpace([("class", 4)]).encode(torch.zeros(2, 1)),
+        TypeError,
+        r"indices must be an integer tensor",
+        id="LabelSpace-encode-float",
+    ),
+    pytest.param(
+        lambda: LabelSpace([("class", 4)]).encode(torch.zeros(2, 2, dtype=torch.long)),
+        ValueError,
+        r"indices must have shape \(\.\.\., 1\)",
+        id="LabelSpace-encode-width",
+    ),
+    pytest.param(
+        lambda: LabelSpace([("class", 4)]).encode(torch.tensor([[4]])),
+        ValueError,
+        r"indices \(per factor\) must lie in",
+        id="LabelSpace-encode-out-of-range",
+    ),
+    pytest.param(
+        lambda: LabelSpace([("class", 4)]).decode(torch.tensor([4])),
+        ValueError,
+        r"joint \(joint index\) must lie in \[0, 4\)",
+        id="LabelSpace-decode-out-of-range",
+    ),
+    pytest.param(
+        lambda: LabelSpace([("class", 4)]).marginal(torch.rand(2, 3), ["class"]),
+        ValueError,
+        r"values must have last dimension 4",
+        id="LabelSpace-marginal-width",
+    ),
+    pytest.param(
+        lambda: LabelSpace([("class", 4)]).marginal(torch.rand(2, 4), ["rotation"]),
+        ValueError,
+        r"'rotation'",
+        id="LabelSpace-marginal-name",
+    ),
 ]
 
 
@@ -317,7 +676,15 @@ class Permissive(nn.Module):
         return self.fc(x.sum(dim=1, keepdim=True).expand(-1, 4))
 
 
-FUZZ_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.int64, torch.int32, torch.uint8, torch.bool)
+FUZZ_DTYPES = (
+    torch.float32,
+    torch.float16,
+    torch.bfloat16,
+    torch.int64,
+    torch.int32,
+    torch.uint8,
+    torch.bool,
+)
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -326,8 +693,10 @@ def _tensor(shape: tuple[int, ...], dtype: torch.dtype, seed: int, *, normalise:
     if dtype == torch.bool:
         return torch.rand(shape, generator=g) > 0.5
     if not dtype.is_floating_point:
-        return torch.randint(-1, 5, shape, generator=g).to(dtype) if dtype != torch.uint8 else torch.randint(
-            0, 5, shape, generator=g, dtype=torch.uint8
+        return (
+            torch.randint(-1, 5, shape, generator=g).to(dtype)
+            if dtype != torch.uint8
+            else torch.randint(0, 5, shape, generator=g, dtype=torch.uint8)
         )
     t = torch.rand(shape, generator=g)
     if normalise and t.ndim >= 1 and t.numel():
@@ -347,22 +716,41 @@ def fuzz_case(draw: st.DrawFn) -> dict[str, Any]:
         img_shape = (batch, draw(st.sampled_from([1, 3, 4])), side, side)
     label_rank = draw(st.integers(0, 3))
     label_batch = batch if draw(st.integers(0, 3)) else draw(st.integers(0, 5))  # batch mismatch 1 in 4
-    label_shape = () if label_rank == 0 else (label_batch, *(draw(st.sampled_from([1, 2, 4])) for _ in range(label_rank - 1)))
+    label_shape = (
+        ()
+        if label_rank == 0
+        else (label_batch, *(draw(st.sampled_from([1, 2, 4])) for _ in range(label_rank - 1)))
+    )
     return {
-        "images": _tensor(img_shape, draw(st.sampled_from(FUZZ_DTYPES)), draw(st.integers(0, 99)),
-                          normalise=False, nan=False),
-        "labels": _tensor(label_shape, draw(st.sampled_from(FUZZ_DTYPES)), draw(st.integers(0, 99)),
-                          normalise=draw(st.integers(0, 3)) > 0, nan=draw(st.integers(0, 9)) == 0),
+        "images": _tensor(
+            img_shape,
+            draw(st.sampled_from(FUZZ_DTYPES)),
+            draw(st.integers(0, 99)),
+            normalise=False,
+            nan=False,
+        ),
+        "labels": _tensor(
+            label_shape,
+            draw(st.sampled_from(FUZZ_DTYPES)),
+            draw(st.integers(0, 99)),
+            normalise=draw(st.integers(0, 3)) > 0,
+            nan=draw(st.integers(0, 9)) == 0,
+        ),
     }
 
 
 ENTRY_POINTS: dict[str, Callable[[Tensor, Tensor], object]] = {
     "Compose(Rotation)": lambda x, y: Compose([Rotation()], num_classes=4)(x, y),
     "Compose(Cutout, ChannelDrop), no N": lambda x, y: Compose([Cutout(), ChannelDrop(k=2)])(x, y),
-    "Compose(MixUp, Rotation, CutMix)": lambda x, y: Compose([MixUp(), Rotation(), CutMix(per_sample=True)],
-                                                             num_classes=4)(x, y),
-    "Compose(v2.CutMix, Rotation)": lambda x, y: Compose([v2.CutMix(num_classes=4), Rotation()], num_classes=4)(x, y),
-    "Compose(mode=all)": lambda x, y: Compose([Rotation(), ChannelDrop(k=2)], num_classes=4, mode="all")(x, y),
+    "Compose(MixUp, Rotation, CutMix)": lambda x, y: Compose(
+        [MixUp(), Rotation(), CutMix(per_sample=True)], num_classes=4
+    )(x, y),
+    "Compose(v2.CutMix, Rotation)": lambda x, y: Compose(
+        [v2.CutMix(num_classes=4), Rotation()], num_classes=4
+    )(x, y),
+    "Compose(mode=all)": lambda x, y: Compose([Rotation(), ChannelDrop(k=2)], num_classes=4, mode="all")(
+        x, y
+    ),
     "MixUp": lambda x, y: MixUp(per_sample=True)(x, y, num_classes=4),
     "CutMix": lambda x, y: CutMix()(x, y, num_classes=4),
     "Rotation.apply": lambda x, y: Rotation().apply(x, y),
@@ -371,7 +759,9 @@ ENTRY_POINTS: dict[str, Callable[[Tensor, Tensor], object]] = {
     "JointTarget.from_labels": lambda x, y: JointTarget.from_labels(y, 4).dense(),
     "joint_cross_entropy": lambda x, y: joint_cross_entropy(x, JointTarget.from_labels(y, 4)),
     "JointModel(states)": lambda x, y: _FUZZ_MODEL(torch.zeros(4, 2), y),
-    "JointModel(x)": lambda x, y: _FUZZ_MODEL(x, torch.zeros(x.shape[0] if x.ndim else 1, 1, dtype=torch.long)),
+    "JointModel(x)": lambda x, y: _FUZZ_MODEL(
+        x, torch.zeros(x.shape[0] if x.ndim else 1, 1, dtype=torch.long)
+    ),
     "predict(features)": lambda x, y: _FUZZ_MODEL.predict(x),
     "predict(all, Rotation)": lambda x, y: _FUZZ_ROT_MODEL.predict(x, aggregate="all"),
     "predict(marginal, Rotation)": lambda x, y: _FUZZ_ROT_MODEL.predict(x, aggregate="marginal"),
@@ -413,8 +803,11 @@ def test_uint8_states_index_as_states_not_as_a_mask() -> None:
 
 def test_empty_batches_flow_through() -> None:
     x, y = images(4)[:0], labels(4)[:0]
-    for pretext in (Compose([Rotation(), ChannelDrop()], num_classes=N), Compose([Rotation()], num_classes=N, mode="all"),
-                    Compose([v2.MixUp(num_classes=N), Cutout()], num_classes=N)):
+    for pretext in (
+        Compose([Rotation(), ChannelDrop()], num_classes=N),
+        Compose([Rotation()], num_classes=N, mode="all"),
+        Compose([v2.MixUp(num_classes=N), Cutout()], num_classes=N),
+    ):
         batch = pretext(x, y)
         assert batch.inputs.shape[0] == 0 and batch.target.dense().shape[0] == 0
     m = model()
@@ -425,7 +818,13 @@ def test_empty_batches_flow_through() -> None:
 # ------------------------------------------------------------------------------------ determinism
 def _pretext_all_kinds() -> Compose:
     return Compose(
-        [MixUp(), Rotation(), CutMix(per_sample=True), Cutout(identity=True), ChannelDrop(k=4, groups="random")],
+        [
+            MixUp(),
+            Rotation(),
+            CutMix(per_sample=True),
+            Cutout(identity=True),
+            ChannelDrop(k=4, groups="random"),
+        ],
         num_classes=N,
     )
 
@@ -463,7 +862,11 @@ def _roundtrips() -> dict[str, Callable[[Any], Any]]:
         buffer.seek(0)
         return torch.load(buffer, weights_only=False)
 
-    return {"pickle": lambda o: pickle.loads(pickle.dumps(o)), "deepcopy": copy.deepcopy, "torch.save": torch_save}
+    return {
+        "pickle": lambda o: pickle.loads(pickle.dumps(o)),
+        "deepcopy": copy.deepcopy,
+        "torch.save": torch_save,
+    }
 
 
 @pytest.mark.parametrize("how", ["pickle", "deepcopy", "torch.save"])
@@ -471,8 +874,12 @@ def test_pretexts_mixers_compose_pickle_and_deepcopy(how: str) -> None:
     roundtrip = _roundtrips()[how]
     x, y = images(6), labels(6)
     objects: list[Any] = [
-        Rotation(), Cutout(grid=3, fill=0.5, identity=True, name="erase"), ChannelDrop(k=3, groups="random", seed=5),
-        MixUp(alpha=0.4, per_sample=True), CutMix(alpha=2.0), _pretext_all_kinds(),
+        Rotation(),
+        Cutout(grid=3, fill=0.5, identity=True, name="erase"),
+        ChannelDrop(k=3, groups="random", seed=5),
+        MixUp(alpha=0.4, per_sample=True),
+        CutMix(alpha=2.0),
+        _pretext_all_kinds(),
         Compose([v2.MixUp(num_classes=N), Rotation()], num_classes=N),
     ]
     for obj in objects:
@@ -497,7 +904,9 @@ def test_pretexts_mixers_compose_pickle_and_deepcopy(how: str) -> None:
 @pytest.mark.parametrize("how", ["pickle", "deepcopy", "torch.save"])
 def test_joint_model_pickles_and_deepcopies(how: str) -> None:
     """Hooks at the classifier and at a named site survive, and point at the copy, not the original."""
-    pretext = Compose([Rotation(), ChannelDrop(k=2, at="0"), ChannelDrop(k=4, name="head_drop")], num_classes=N)
+    pretext = Compose(
+        [Rotation(), ChannelDrop(k=2, at="0"), ChannelDrop(k=4, name="head_drop")], num_classes=N
+    )
     original = JointModel(cnn(), pretext, num_classes=N)
     clone = _roundtrips()[how](original)
     batch = pretext(images(4), labels(4), generator=torch.Generator().manual_seed(0))
@@ -532,12 +941,20 @@ class PretextCollate:
 
 def _loader(pretext: Compose, seed: int) -> DataLoader:
     g = torch.Generator().manual_seed(0)
-    data = TensorDataset(torch.randint(0, 256, (24, 3, 8, 8), generator=g, dtype=torch.uint8),
-                         torch.randint(0, N, (24,), generator=g))
+    data = TensorDataset(
+        torch.randint(0, 256, (24, 3, 8, 8), generator=g, dtype=torch.uint8),
+        torch.randint(0, N, (24,), generator=g),
+    )
     context = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
     return DataLoader(
-        data, batch_size=4, shuffle=True, num_workers=2, collate_fn=PretextCollate(pretext),
-        multiprocessing_context=context, generator=torch.Generator().manual_seed(seed), persistent_workers=False,
+        data,
+        batch_size=4,
+        shuffle=True,
+        num_workers=2,
+        collate_fn=PretextCollate(pretext),
+        multiprocessing_context=context,
+        generator=torch.Generator().manual_seed(seed),
+        persistent_workers=False,
     )
 
 
@@ -596,7 +1013,10 @@ def test_compiled_training_step_matches_eager() -> None:
 GRAPH_CASES = {
     "ChannelDrop at the head": [ChannelDrop(k=4)],
     "MixUp, Rotation, ChannelDrop at a site and at the head": [
-        MixUp(), Rotation(), ChannelDrop(k=2, at="0"), ChannelDrop(k=4, rescale=True, name="d2"),
+        MixUp(),
+        Rotation(),
+        ChannelDrop(k=2, at="0"),
+        ChannelDrop(k=4, rescale=True, name="d2"),
     ],
     "CutMix, Cutout, ChannelDrop": [CutMix(per_sample=True), Cutout(identity=True), ChannelDrop(k=4)],
 }
@@ -632,14 +1052,22 @@ def test_low_precision_images_keep_their_dtype(dtype: torch.dtype) -> None:
     for pretext in (Rotation(), Cutout(identity=True)):
         assert pretext.apply(x, torch.tensor([0, 1, 2, 3])).dtype == dtype
     features = torch.rand(4, 8, dtype=dtype)
-    for drop in (ChannelDrop(k=4), ChannelDrop(k=4, rescale=True), ChannelDrop(k=3, identity=True, rescale=True)):
+    for drop in (
+        ChannelDrop(k=4),
+        ChannelDrop(k=4, rescale=True),
+        ChannelDrop(k=3, identity=True, rescale=True),
+    ):
         assert drop.apply(features, torch.tensor([0, 1, 2, 2])).dtype == dtype
-    composed = Compose([MixUp(), Rotation(), CutMix(per_sample=True), Cutout(), ChannelDrop(k=4)], num_classes=N)
+    composed = Compose(
+        [MixUp(), Rotation(), CutMix(per_sample=True), Cutout(), ChannelDrop(k=4)], num_classes=N
+    )
     batch = composed(x, y, generator=torch.Generator().manual_seed(0))
     assert batch.inputs.dtype == dtype
     assert Compose([v2.CutMix(num_classes=N), Rotation()], num_classes=N)(x, y).inputs.dtype == dtype
     assert Compose([Rotation(), ChannelDrop()], num_classes=N, mode="all")(x, y).inputs.dtype == dtype
-    if dtype == torch.bfloat16:  # CPU kernels for bf16 convolutions are complete; half ones are not everywhere
+    if (
+        dtype == torch.bfloat16
+    ):  # CPU kernels for bf16 convolutions are complete; half ones are not everywhere
         net = JointModel(cnn(), composed, num_classes=N).to(dtype)
         logits = net(batch.inputs, batch.states)
         assert logits.dtype == dtype
@@ -649,8 +1077,10 @@ def test_low_precision_images_keep_their_dtype(dtype: torch.dtype) -> None:
 
 
 def test_autocast_bfloat16_keeps_dtypes() -> None:
-    pretext = Compose([MixUp(), Rotation(), ChannelDrop(k=4, rescale=True), ChannelDrop(k=2, at="0", name="d0")],
-                      num_classes=N)
+    pretext = Compose(
+        [MixUp(), Rotation(), ChannelDrop(k=4, rescale=True), ChannelDrop(k=2, at="0", name="d0")],
+        num_classes=N,
+    )
     net = JointModel(cnn(), pretext, num_classes=N)
     x, y = images(4), labels(4)
     with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -674,8 +1104,13 @@ def test_channels_last_stays_channels_last() -> None:
     for pretext in (Rotation(), Cutout(identity=True)):
         assert pretext.apply(x, states_).is_contiguous(memory_format=torch.channels_last)
     fmap = torch.rand(4, 8, 5, 5).contiguous(memory_format=torch.channels_last)
-    assert ChannelDrop(k=4, rescale=True).apply(fmap, states_).is_contiguous(memory_format=torch.channels_last)
-    for items in ([MixUp(), Rotation(), CutMix(), Cutout(), ChannelDrop()], [v2.MixUp(num_classes=N), Rotation()]):
+    assert (
+        ChannelDrop(k=4, rescale=True).apply(fmap, states_).is_contiguous(memory_format=torch.channels_last)
+    )
+    for items in (
+        [MixUp(), Rotation(), CutMix(), Cutout(), ChannelDrop()],
+        [v2.MixUp(num_classes=N), Rotation()],
+    ):
         batch = Compose(items, num_classes=N)(x, y, generator=torch.Generator().manual_seed(0))
         assert batch.inputs.is_contiguous(memory_format=torch.channels_last), items
     batch = Compose([Rotation(), Cutout()], num_classes=N, mode="all")(x, y)
@@ -711,13 +1146,24 @@ def test_training_step_makes_no_host_sync(monkeypatch: pytest.MonkeyPatch, mode:
     are switched to their accelerator branch, ``torch._assert_async``, which queues the check
     without a sync. Shape logic (Python ints from ``.shape``) is allowed: it is not a sync.
     """
-    for module_name in ("ipt_compose._checks", "ipt_compose.target", "ipt_compose.loss", "ipt_compose.mix",
-                        "ipt_compose.space", "ipt_compose.model", "ipt_compose.compose"):
+    for module_name in (
+        "ipt_compose._checks",
+        "ipt_compose.target",
+        "ipt_compose.loss",
+        "ipt_compose.mix",
+        "ipt_compose.space",
+        "ipt_compose.model",
+        "ipt_compose.compose",
+    ):
         module = __import__(module_name, fromlist=["_"])
         if hasattr(module, "check_values"):
             monkeypatch.setattr(module, "check_values", _accelerator_check_values)
-    items: list[Any] = [Rotation(), Cutout(identity=True), ChannelDrop(k=2, at="0"),
-                        ChannelDrop(k=4, rescale=True, name="head")]
+    items: list[Any] = [
+        Rotation(),
+        Cutout(identity=True),
+        ChannelDrop(k=2, at="0"),
+        ChannelDrop(k=4, rescale=True, name="head"),
+    ]
     if mode == "sample":
         items = [MixUp(per_sample=True), *items[:1], CutMix(), *items[1:]]
     pretext = Compose(items, num_classes=N, mode=mode)
