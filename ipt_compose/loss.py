@@ -145,6 +145,13 @@ def self_distillation_loss(
             f"plain and teacher must have the same shape (B, N), got {tuple(plain.shape)} and "
             f"{tuple(teacher.shape)}"
         )
+    if not isinstance(target, JointTarget):
+        raise TypeError(f"target must be a JointTarget (e.g. batch.target), got {type(target).__name__}")
+    if target.num_classes is not None and plain.shape[1] != target.num_classes:
+        raise ValueError(
+            f"plain and teacher must have {target.num_classes} columns (the target's classes), "
+            f"got {plain.shape[1]}"
+        )
     if not temperature > 0:
         raise ValueError(f"temperature must be positive, got {temperature}")
     classes = target.marginal(["class"])
