@@ -34,8 +34,10 @@ from ipt_compose import (
     JointTarget,
     LabelSpace,
     MixUp,
+    RegionDrop,
     Rotation,
     joint_cross_entropy,
+    self_distillation_loss,
 )
 
 N = 10  # classes
@@ -180,6 +182,22 @@ BAD: list[Any] = [
         ValueError,
         r"Cutout\(grid=4\) needs .*at least 4×4.*H=2, W=2",
         id="Cutout-too-small",
+    ),
+    pytest.param(lambda: RegionDrop(grid=0), ValueError, r"grid must be >= 1", id="RegionDrop-grid-0"),
+    pytest.param(
+        lambda: RegionDrop(at=""), TypeError, r"at must be a submodule name", id="RegionDrop-at-empty"
+    ),
+    pytest.param(
+        lambda: RegionDrop().apply(torch.rand(2, 8), states(0, 1)),
+        ValueError,
+        r"RegionDrop needs a spatial feature map \(B, C, H, W\), got shape \(2, 8\)",
+        id="RegionDrop-rank-2",
+    ),
+    pytest.param(
+        lambda: RegionDrop(grid=4).apply(torch.rand(2, 3, 2, 2), states(0, 1)),
+        ValueError,
+        r"RegionDrop\(grid=4\) needs .*at least 4×4.*H=2, W=2",
+        id="RegionDrop-too-small",
     ),
     # --- Compose constructor
     pytest.param(lambda: Compose(Rotation()), TypeError, r"pretexts must be a list", id="Compose-not-a-list"),
@@ -458,6 +476,32 @@ BAD: list[Any] = [
         r"at=None\) needs pooled features",
         id="JointModel-unpooled-head-input",
     ),
+    pytest.param(
+        lambda: JointModel(cnn(), [RegionDrop()], num_classes=N)(
+            images(4), torch.zeros(4, 1, dtype=torch.long)
+        ),
+        ValueError,
+        r"RegionDrop needs a spatial feature map.*at='\.\.\.'",
+        id="JointModel-RegionDrop-at-head",
+    ),
+    pytest.param(
+        lambda: JointModel(cnn(), [RegionDrop(at="0")], num_classes=N, distill=True),
+        ValueError,
+        r"distill=True needs every feature pretext to be a ChannelDrop",
+        id="JointModel-distill-RegionDrop",
+    ),
+    pytest.param(
+        lambda: model()(images(4), torch.zeros(4, 2, dtype=torch.long), return_plain=True),
+        ValueError,
+        r"return_plain=True needs JointModel\(\.\.\., distill=True\)",
+        id="JointModel-return_plain-without-distill",
+    ),
+    pytest.param(
+        lambda: model().predict(images(4), aggregate="distilled"),
+        ValueError,
+        r"aggregate='distilled' needs JointModel\(\.\.\., distill=True\)",
+        id="predict-distilled-without-distill",
+    ),
     # --- predict
     pytest.param(
         lambda: model().predict(images(4), aggregate="mean"),
@@ -583,6 +627,37 @@ BAD: list[Any] = [
         ValueError,
         r"reduction must be",
         id="loss-reduction",
+    ),
+    # --- self_distillation_loss
+    pytest.param(
+        lambda: self_distillation_loss(torch.zeros(4, N), torch.zeros(4, N), labels(4)),
+        TypeError,
+        r"target must be a JointTarget",
+        id="sd-loss-target-tensor",
+    ),
+    pytest.param(
+        lambda: self_distillation_loss(torch.zeros(3, N), torch.zeros(4, N), target()),
+        ValueError,
+        r"plain and teacher must have the same shape",
+        id="sd-loss-shapes",
+    ),
+    pytest.param(
+        lambda: self_distillation_loss(torch.zeros(4, N, dtype=torch.long), torch.zeros(4, N), target()),
+        TypeError,
+        r"plain must be a floating-point tensor",
+        id="sd-loss-int",
+    ),
+    pytest.param(
+        lambda: self_distillation_loss(torch.zeros(4, N), torch.zeros(4, N), target(), temperature=0.0),
+        ValueError,
+        r"temperature must be positive",
+        id="sd-loss-temperature",
+    ),
+    pytest.param(
+        lambda: self_distillation_loss(torch.zeros(4, 3), torch.zeros(4, 3), target()),
+        ValueError,
+        r"plain and teacher must have 10 columns",
+        id="sd-loss-width",
     ),
     # --- LabelSpace
     pytest.param(lambda: LabelSpace([]), ValueError, r"factors must hold at least", id="LabelSpace-empty"),
@@ -756,6 +831,7 @@ ENTRY_POINTS: dict[str, Callable[[Tensor, Tensor], object]] = {
     "Rotation.apply": lambda x, y: Rotation().apply(x, y),
     "Cutout.apply": lambda x, y: Cutout(identity=True).apply(x, y),
     "ChannelDrop.apply": lambda x, y: ChannelDrop(k=2, rescale=True).apply(x, y),
+    "RegionDrop.apply": lambda x, y: RegionDrop(grid=2, identity=True).apply(x, y),
     "JointTarget.from_labels": lambda x, y: JointTarget.from_labels(y, 4).dense(),
     "joint_cross_entropy": lambda x, y: joint_cross_entropy(x, JointTarget.from_labels(y, 4)),
     "JointModel(states)": lambda x, y: _FUZZ_MODEL(torch.zeros(4, 2), y),
