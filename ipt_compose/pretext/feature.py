@@ -35,7 +35,8 @@ class ChannelDrop(Pretext):
         groups: which channels form a group: ``"contiguous"`` (``torch.tensor_split``),
             ``"interleaved"`` (channel ``c`` is in group ``c % k``) or ``"random"`` (a fixed
             permutation of the contiguous split, drawn once from ``seed``).
-        seed: the seed of the ``"random"`` layout; saved in the state dict.
+        seed: the seed of the ``"random"`` layout: the permutation is a pure function of it, so
+            a pickled or re-constructed pretext gives the same groups.
         name: the factor's name in the joint label space.
 
     Shape:
