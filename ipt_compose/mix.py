@@ -288,7 +288,7 @@ class CutMix(_BetaMixer):
             f"params['box'] must hold 0 <= x1 <= x2 <= {width} and 0 <= y1 <= y2 <= {height}",
         )
         pairing = _roll_pairing(images)
-        if box.ndim == 1 and box.device.type == "cpu":
+        if box.ndim == 1 and box.device.type == "cpu" and not torch.compiler.is_compiling():
             # one box on the host: copy only its pixels (torchvision's way), no full gather
             left, top, right, bottom = (int(v) for v in box.tolist())
             mixed = images.clone()

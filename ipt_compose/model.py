@@ -56,7 +56,7 @@ class JointOutput(NamedTuple):
 
 class _HeadInput(Exception):  # noqa: N818 - control flow, not an error
     def __init__(self, features: Tensor) -> None:
-        super().__init__()
+        # no super().__init__(): torch.compile cannot trace it (a graph break in predict)
         self.features = features
 
 
