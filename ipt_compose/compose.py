@@ -206,33 +206,51 @@ class Compose:
 
     def _enumerate(self, images: Tensor, target: JointTarget) -> PretextBatch:
         pretexts = self.pretexts
-        inner = [p for p in pretexts if p.site == "input"] + [p for p in pretexts if p.site == "feature"]
-        k_in = math.prod([p.num_states for p in pretexts if p.site == "input"])
-        k_feat = math.prod([p.num_states for p in pretexts if p.site == "feature"])
-        batch = images.shape[0]
-        grid = (batch, *(p.num_states for p in inner))
-        device = images.device
-        # Output rows are row-major over (sample, input states..., feature states...).
-        state_of = {
-            p.name: torch.arange(p.num_states, device=device)
-            .view([-1 if d == i + 1 else 1 for d in range(len(grid))])
-            .expand(grid)
-            .reshape(-1)
-            for i, p in enumerate(inner)
-        }
-        inputs = keep_memory_format(images.repeat_interleave(k_in, dim=0), images) if k_in > 1 else images
-        for p in pretexts:
-            if p.site == "input":
-                inputs = p.apply(inputs, state_of[p.name][::k_feat])
-        target = target.repeat_interleave(k_in * k_feat) if k_in * k_feat > 1 else target
-        for p in pretexts:
-            target = target.lift(state_of[p.name], p.name, p.num_states)
-        states = torch.stack([state_of[p.name] for p in pretexts], dim=1)
+        values = {p.name: torch.arange(p.num_states, device=images.device) for p in pretexts}
+        inputs, states = enumerate_rows(pretexts, images, values)
+        repeats = states.shape[0] // max(images.shape[0], 1)
+        target = target.repeat_interleave(repeats) if repeats > 1 else target
+        for column, p in enumerate(pretexts):
+            target = target.lift(states[:, column], p.name, p.num_states)
         return PretextBatch(inputs, states, target)
 
     def __repr__(self) -> str:
         items = ", ".join(repr(item) for item in self.items)
         return f"Compose([{items}], num_classes={self.num_classes}, mode={self.mode!r})"
+
+
+def enumerate_rows(
+    pretexts: Sequence[Pretext], images: Tensor, values: dict[str, Tensor]
+) -> tuple[Tensor, Tensor]:
+    """Replicate a batch over chosen states of every pretext (``mode="all"``'s row layout).
+
+    Output rows are row-major over (sample, input-site states in list order, feature-site states
+    in list order); the model inputs hold one row per (sample, input states), with the input
+    pretexts applied, so output row ``r`` comes from input row ``r // E_feat``.
+
+    Args:
+        pretexts: the pretexts, in list order.
+        images: the batch ``(B, C, H, W)``.
+        values: for each pretext name, the 1-D tensor of states to enumerate.
+
+    Returns:
+        ``(inputs, states)``: ``(B E_in, C, H, W)`` and ``(B E_in E_feat, len(pretexts))``.
+    """
+    ordered = [p for p in pretexts if p.site == "input"] + [p for p in pretexts if p.site == "feature"]
+    counts = [len(values[p.name]) for p in ordered]
+    grid = (images.shape[0], *counts)
+    state_of = {}
+    for axis, p in enumerate(ordered, start=1):
+        shape = [-1 if d == axis else 1 for d in range(len(grid))]
+        state_of[p.name] = values[p.name].view(shape).expand(grid).reshape(-1)
+    e_in = math.prod([len(values[p.name]) for p in pretexts if p.site == "input"])
+    e_feat = math.prod([len(values[p.name]) for p in pretexts if p.site == "feature"])
+    inputs = keep_memory_format(images.repeat_interleave(e_in, dim=0), images) if e_in > 1 else images
+    for p in pretexts:
+        if p.site == "input":
+            inputs = p.apply(inputs, state_of[p.name][::e_feat])
+    states = torch.stack([state_of[p.name] for p in pretexts], dim=1)
+    return inputs, states
 
 
 def _flatten(items: Iterable[object]) -> Iterable[Pretext | _Mixer]:

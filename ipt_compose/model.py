@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from ipt_compose._checks import check_integer_tensor, check_positive_int, check_range
-from ipt_compose.compose import Compose
+from ipt_compose.compose import Compose, enumerate_rows
 from ipt_compose.pretext.base import Pretext
 from ipt_compose.pretext.feature import ChannelDrop
 from ipt_compose.space import LabelSpace
@@ -449,28 +449,14 @@ class JointModel(nn.Module):
 
         Rows are row-major over (sample, input states, feature states), as in ``mode="all"``.
         """
-        pretexts = self.pretext.pretexts
-        ordered = [p for p in pretexts if p.site == "input"] + self.feature_pretexts
-
-        def choices(p: Pretext) -> int:
+        values = {}
+        for p in self.pretext.pretexts:
             enumerate_it = enumerate_inputs if p.site == "input" else enumerate_features
-            return p.num_states if enumerate_it else 1
-
-        e_in = math.prod([choices(p) for p in ordered if p.site == "input"])
-        e_feat = math.prod([choices(p) for p in ordered if p.site == "feature"])
-        grid = (x.shape[0], *(choices(p) for p in ordered))
-        state_of = {}
-        for i, p in enumerate(ordered):
-            values = torch.arange(choices(p), device=x.device) if choices(p) > 1 else torch.tensor(
-                [p.identity_state or 0], device=x.device
-            )
-            shape = [-1 if d == i + 1 else 1 for d in range(len(grid))]
-            state_of[p.name] = values.view(shape).expand(grid).reshape(-1)
-        inputs = x.repeat_interleave(e_in, dim=0) if e_in > 1 else x
-        for p in pretexts:
-            if p.site == "input":
-                inputs = p.apply(inputs, state_of[p.name][::e_feat])
-        states = torch.stack([state_of[p.name] for p in pretexts], dim=1)
+            chosen = torch.arange(p.num_states) if enumerate_it else torch.tensor([p.identity_state or 0])
+            values[p.name] = chosen.to(x.device)
+        inputs, states = enumerate_rows(self.pretext.pretexts, x, values)
+        e_in = math.prod([len(values[p.name]) for p in self.input_pretexts])
+        e_feat = math.prod([len(values[p.name]) for p in self.feature_pretexts])
         return inputs, states, (e_in, e_feat)
 
 
