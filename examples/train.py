@@ -250,12 +250,20 @@ def run_one(
 
 # ------------------------------------------------------------------------------------ report
 def summarize(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Mean and spread (min–max half-range and sample std) per configuration."""
+    """Mean and spread (sample std, min, max) per configuration.
+
+    Time per epoch is the median over every epoch of every seed, so a burst of load from other
+    processes on a shared machine does not skew one configuration's ratio to the baseline.
+    """
     by_config: dict[str, list[dict[str, Any]]] = {}
     for r in records:
         by_config.setdefault(r["config"], []).append(r)
+
+    def epoch_time(rs: list[dict[str, Any]]) -> float:
+        return statistics.median(h["time_s"] for r in rs for h in r["history"])
+
     base = by_config.get("baseline")
-    base_time = statistics.mean(r["time_per_epoch_s"] for r in base) if base else None
+    base_time = epoch_time(base) if base else None
     summary: dict[str, dict[str, Any]] = {}
     for config, rs in by_config.items():
         entry: dict[str, Any] = {"seeds": [r["seed"] for r in rs]}
@@ -268,7 +276,7 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
                 "max": max(values),
                 "values": values,
             }
-        entry["time_per_epoch_s"] = statistics.mean(r["time_per_epoch_s"] for r in rs)
+        entry["time_per_epoch_s"] = epoch_time(rs)
         entry["time_ratio"] = entry["time_per_epoch_s"] / base_time if base_time else None
         summary[config] = entry
     return summary
@@ -281,7 +289,7 @@ def format_table(summary: dict[str, dict[str, Any]]) -> str:
         v = entry[col]
         return f"{100 * v['mean']:.2f} ± {100 * v['std']:.2f}"
 
-    header = "| config | seeds | single acc % | aggregated acc % | s/epoch | time vs baseline |"
+    header = "| config | seeds | single acc % | aggregated acc % | s/epoch (median) | time vs baseline |"
     lines = [header, "| --- | --- | --- | --- | --- | --- |"]
     for config, e in summary.items():
         ratio = f"{e['time_ratio']:.2f}×" if e["time_ratio"] is not None else "—"
@@ -347,6 +355,19 @@ def plot(records: list[dict[str, Any]], summary: dict[str, dict[str, Any]], out:
     return paths
 
 
+def report(path: Path, out: Path, prefix: str, *, plots: bool = True) -> dict[str, Any]:
+    """Summarise a saved ``results.json`` (complete or cut short) without training."""
+    saved = json.loads(path.read_text())
+    records = saved["records"]
+    summary = summarize(records)
+    table = format_table(summary)
+    print(table, flush=True)
+    out.mkdir(parents=True, exist_ok=True)
+    figures = plot(records, summary, out, prefix) if plots else []
+    return {"meta": saved.get("meta", {}), "records": records, "summary": summary, "table": table,
+            "figures": figures}
+
+
 # ------------------------------------------------------------------------------------ main
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
@@ -381,6 +402,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--out", default="runs/train", help="directory for results.json and plots")
     p.add_argument("--plot-prefix", default="", help="prefix of the PNG file names")
     p.add_argument("--no-plots", action="store_true")
+    p.add_argument("--report", default=None, metavar="RESULTS_JSON",
+                   help="do not train: re-print the table and redraw the plots of a results.json")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="tqdm bars (default: when stderr is a terminal)")
     args = p.parse_args(argv)
@@ -398,6 +421,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run every configuration × seed; return ``{"records", "summary", "table", ...}``."""
     args = parse_args(argv)
+    if args.report is not None:
+        return report(Path(args.report), Path(args.out), args.plot_prefix, plots=not args.no_plots)
     configs = [c.strip() for c in args.configs.split(",") if c.strip()]
     for c in configs:
         if c not in CONFIGS:

@@ -54,6 +54,10 @@ def test_train_on_digits_every_config(tmp_path: Path) -> None:
     assert saved["records"][0]["history"][0]["epoch"] == 1
     assert all(Path(p).is_file() for p in result["figures"])
     assert "| channeldrop |" in result["table"]
+    # --report re-summarises a saved run without training
+    again = _load("train").main(["--report", str(tmp_path / "results.json"), "--out", str(tmp_path),
+                                 "--no-plots"])
+    assert again["table"] == result["table"]
 
 
 @pytest.mark.slow
