@@ -307,6 +307,7 @@ def plot(records: list[dict[str, Any]], summary: dict[str, dict[str, Any]], out:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     paths = []
     configs = list(summary)
@@ -319,6 +320,7 @@ def plot(records: list[dict[str, Any]], summary: dict[str, dict[str, Any]], out:
             ax.plot(*zip(*pts, strict=True), color=colors[r["config"]], alpha=0.8, label=label,
                     marker="o" if len(pts) < 3 else None)
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_ylabel("test accuracy (single)")
     ax.set_title("Test accuracy per epoch (one line per seed)")
     ax.grid(alpha=0.3)
