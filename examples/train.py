@@ -22,6 +22,8 @@ Configurations:
 * ``baseline``: plain cross-entropy.
 * ``channeldrop``: ``Compose([ChannelDrop(k=4)])``, the internal pretext task at the classifier input.
 * ``channeldrop-layer3``: ``ChannelDrop(k=4, at="layer3")``, inside the network.
+* ``channeldrop-distill``: ``ChannelDrop(k=4)`` with self-distillation (SLA+SD): a plain head learns the
+  labels and the aggregated joint prediction; reported as ``distilled`` accuracy too.
 * ``cutmix``: torchvision's ``v2.CutMix`` with soft-label cross-entropy.
 * ``cutmix+channeldrop``: ``v2.CutMix`` first, then the pretext on the mixed labels.
 * ``rotation``: ``Compose([Rotation()])``, one rotation drawn per image (sample mode).
@@ -38,6 +40,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -59,33 +62,63 @@ from _data import (
     torchvision_cifar10,
 )
 
-from ipt_compose import ChannelDrop, Compose, JointModel, Rotation, joint_cross_entropy
-
-CONFIGS = (
-    "baseline",
-    "channeldrop",
-    "channeldrop-layer3",
-    "cutmix",
-    "cutmix+channeldrop",
-    "rotation",
-    "sla-rotation",
+from ipt_compose import (
+    ChannelDrop,
+    Compose,
+    JointModel,
+    Pretext,
+    Rotation,
+    joint_cross_entropy,
+    self_distillation_loss,
 )
 
 
 # ------------------------------------------------------------------------------------ configs
+@dataclass(frozen=True)
+class Setting:
+    """One training configuration.
+
+    Attributes:
+        name: the name in tables and JSON.
+        pretexts: the pretexts (empty: plain cross-entropy on the plain classifier).
+        mode: ``Compose``'s mode.
+        cutmix: torchvision's ``v2.CutMix`` before the pretexts.
+        distill: ``JointModel(..., distill=True)`` trained with ``self_distillation_loss`` too.
+    """
+
+    name: str
+    pretexts: tuple[Pretext, ...] = ()
+    mode: str = "sample"
+    cutmix: bool = False
+    distill: bool = False
+
+    def compose(self, num_classes: int) -> Compose | None:
+        if not self.pretexts:
+            return None
+        return Compose(list(self.pretexts), num_classes=num_classes, mode=self.mode)  # type: ignore[arg-type]
+
+
+SETTINGS = {
+    s.name: s
+    for s in (
+        Setting("baseline"),
+        Setting("channeldrop", (ChannelDrop(k=4),)),
+        Setting("channeldrop-layer3", (ChannelDrop(k=4, at="layer3"),)),
+        Setting("channeldrop-distill", (ChannelDrop(k=4),), distill=True),
+        Setting("cutmix", cutmix=True),
+        Setting("cutmix+channeldrop", (ChannelDrop(k=4),), cutmix=True),
+        Setting("rotation", (Rotation(),)),
+        Setting("sla-rotation", (Rotation(),), mode="all"),
+    )
+}
+CONFIGS = tuple(SETTINGS)
+
+
 def make_pretext(config: str, num_classes: int) -> Compose | None:
-    """The pretext of a configuration (``None`` for plain training)."""
-    if config in ("baseline", "cutmix"):
-        return None
-    if config in ("channeldrop", "cutmix+channeldrop"):
-        return Compose([ChannelDrop(k=4)], num_classes=num_classes)
-    if config == "channeldrop-layer3":
-        return Compose([ChannelDrop(k=4, at="layer3")], num_classes=num_classes)
-    if config == "rotation":
-        return Compose([Rotation()], num_classes=num_classes)
-    if config == "sla-rotation":
-        return Compose([Rotation()], num_classes=num_classes, mode="all")
-    raise ValueError(f"unknown config {config!r}; choose from {', '.join(CONFIGS)}")
+    """The pretext of a named configuration (``None`` for plain training)."""
+    if config not in SETTINGS:
+        raise ValueError(f"unknown config {config!r}; choose from {', '.join(CONFIGS)}")
+    return SETTINGS[config].compose(num_classes)
 
 
 def make_backbone(name: str, num_classes: int) -> nn.Module:
@@ -96,13 +129,15 @@ def make_backbone(name: str, num_classes: int) -> nn.Module:
     raise ValueError(f"--model must be resnet20 or resnet18, got {name!r}")
 
 
-def aggregates_for(config: str, pretext: Compose | None) -> dict[str, str]:
+def aggregates_for(setting: Setting, pretext: Compose | None) -> dict[str, str]:
     """Columns reported for a configuration: name → ``predict(aggregate=...)``."""
     if pretext is None:
         return {"single": "none"}
     out = {"single": "none", "aggregated": "features"}
     if any(p.site == "input" for p in pretext.pretexts):
         out["aggregated"] = "all"  # input pretexts: SLA+AG over all rotations
+    if setting.distill:
+        out["distilled"] = "distilled"
     return out
 
 
@@ -162,20 +197,27 @@ def evaluate(
 
 
 def run_one(
-    config: str, seed: int, train: ImageSet, test: ImageSet, args: argparse.Namespace,
+    config: str | Setting, seed: int, train: ImageSet, test: ImageSet, args: argparse.Namespace,
     info: dict[str, Any], mean: Tensor, std: Tensor,
 ) -> dict[str, Any]:
+    """Train one configuration (a name in ``SETTINGS`` or a ``Setting``) with one seed."""
+    setting = config if isinstance(config, Setting) else SETTINGS[config]
+    config = setting.name
     device = torch.device(args.device)
     torch.manual_seed(seed)
     num_classes = train.num_classes
     backbone = make_backbone(args.model, num_classes)
-    pretext = make_pretext(config, num_classes)
-    model: nn.Module = backbone if pretext is None else JointModel(backbone, pretext, num_classes)
+    pretext = setting.compose(num_classes)
+    model: nn.Module = (
+        backbone
+        if pretext is None
+        else JointModel(backbone, pretext, num_classes, distill=setting.distill)
+    )
     model.to(device)
     layout = torch.channels_last if args.channels_last else torch.contiguous_format
     model.to(memory_format=layout)
     cutmix = None
-    if config.startswith("cutmix"):
+    if setting.cutmix:
         from torchvision.transforms import v2
 
         cutmix = v2.CutMix(num_classes=num_classes)
@@ -196,7 +238,7 @@ def run_one(
             div_factor=10.0, final_div_factor=100.0)
     else:
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
-    columns = aggregates_for(config, pretext)
+    columns = aggregates_for(setting, pretext)
     g = torch.Generator().manual_seed(seed)
     history: list[dict[str, Any]] = []
     train_time = 0.0
@@ -217,7 +259,13 @@ def run_one(
                 loss = F.cross_entropy(model(x), y)
             else:
                 batch = pretext(x, y, generator=g)
-                loss = joint_cross_entropy(model(batch.inputs, batch.states), batch.target)
+                if setting.distill:
+                    out = model(batch.inputs, batch.states, return_plain=True)
+                    loss = joint_cross_entropy(out.joint, batch.target) + self_distillation_loss(
+                        out.plain, out.teacher, batch.target
+                    )
+                else:
+                    loss = joint_cross_entropy(model(batch.inputs, batch.states), batch.target)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
