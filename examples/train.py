@@ -436,7 +436,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--no-cache", action="store_true", help="do not cache decoded images")
     p.add_argument("--configs", default="baseline,channeldrop", help=f"comma list of {CONFIGS}")
     p.add_argument("--seeds", default="0,1")
-    p.add_argument("--epochs", type=int, default=None, help="default 15 (digits), 15 (images)")
+    p.add_argument("--epochs", type=int, default=None, help="default 10 (digits), 15 (other data)")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--eval-batch-size", type=int, default=500)
     p.add_argument("--eval-every", type=int, default=1, help="evaluate every N epochs (0: last only)")
@@ -461,7 +461,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="tqdm bars (default: when stderr is a terminal)")
     args = p.parse_args(argv)
     if args.epochs is None:
-        args.epochs = 15
+        args.epochs = 10 if args.data is None and args.dataset == "digits" else 15
     if args.padding is None:
         args.padding = 2 if args.data is None and args.dataset == "digits" else 4
     if args.channels_last is None:
