@@ -198,7 +198,7 @@ class Compose:
                 states = item.sample_states(images.shape[0], device=images.device, generator=generator)
                 if item.site == "input":
                     images = item.apply(images, states)
-                target = target.lift(states, item.name, item.num_states)
+                target = target._lift(states, item.name, item.num_states)
                 columns.append(states)
             else:
                 images, target = item.mix(images, target, generator)
@@ -211,7 +211,7 @@ class Compose:
         repeats = states.shape[0] // max(images.shape[0], 1)
         target = target.repeat_interleave(repeats) if repeats > 1 else target
         for column, p in enumerate(pretexts):
-            target = target.lift(states[:, column], p.name, p.num_states)
+            target = target._lift(states[:, column], p.name, p.num_states)
         return PretextBatch(inputs, states, target)
 
     def __repr__(self) -> str:

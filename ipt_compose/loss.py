@@ -24,8 +24,9 @@ def joint_cross_entropy(
 
     Equal, values and gradients, to ``F.cross_entropy(logits, target.dense(),
     label_smoothing=label_smoothing, reduction=reduction)``, but computed by gathering only the
-    ``M`` columns each row's target puts weight on: with ``q`` the target, ``ε`` the smoothing and
-    ``C`` the joint width, ``loss = (1-ε) Σ_m w_m (lse(z) - z[j_m]) + ε (lse(z) - mean(z))``.
+    ``M`` columns each row's target puts weight on: with ``w_m, j_m`` the target's weights and
+    joint indices, ``ε`` the smoothing and ``log p = log_softmax(z)``,
+    ``loss = -(1-ε) Σ_m w_m log p[j_m] - ε mean(log p)``.
     Smoothing spreads ``ε`` over the whole joint space (design item 6).
 
     Args:
@@ -78,19 +79,18 @@ def joint_cross_entropy(
     if reduction not in ("mean", "sum", "none"):
         raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
 
-    lse = torch.logsumexp(logits, dim=1)
+    # one fused log-softmax, then only the M columns each row's target weighs
+    log_probs = torch.log_softmax(logits, dim=1)
+    weight = target.weight.to(log_probs.dtype)
     if target.is_dense:
-        weight = target.weight.to(logits.dtype)
-        loss = lse * weight.sum(dim=1) - (weight * logits).sum(dim=1)
+        loss = -(weight * log_probs).sum(dim=1)
     else:
         index = target.index
         if target.num_classes is None:
             check_values(index < width, f"target labels must index the {width} logit columns")
-        weight = target.weight.to(logits.dtype)
-        picked = logits.gather(1, index)
-        loss = lse * weight.sum(dim=1) - (weight * picked).sum(dim=1)
+        loss = -(weight * log_probs.gather(1, index)).sum(dim=1)
     if label_smoothing:
-        loss = (1 - label_smoothing) * loss + label_smoothing * (lse - logits.mean(dim=1))
+        loss = (1 - label_smoothing) * loss - label_smoothing * log_probs.mean(dim=1)
     if reduction == "mean":
         return loss.mean()
     if reduction == "sum":

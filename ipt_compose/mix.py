@@ -182,7 +182,7 @@ class MixUp(_BetaMixer):
         if weight.ndim:
             weight = weight.view(-1, 1, 1, 1)
         mixed = images * weight + images[pairing] * (1 - weight)
-        return mixed, target.mix(pairing, lam.to(device=target.device, dtype=target.dtype))
+        return mixed, target._mix(pairing, lam.to(device=target.device))
 
 
 class CutMix(_BetaMixer):
@@ -300,7 +300,7 @@ class CutMix(_BetaMixer):
             mixed = torch.where(inside.unsqueeze(1), images[pairing], images)
         area = ((x2 - x1) * (y2 - y1)).view(-1).double()
         lam = (1.0 - area / (height * width)).to(device=target.device, dtype=target.dtype)
-        return mixed, target.mix(pairing, lam if box.ndim == 2 else lam[0])
+        return mixed, target._mix(pairing, lam if box.ndim == 2 else lam[0])
 
 
 class _TorchvisionMixer(_Mixer):
@@ -332,7 +332,7 @@ class _TorchvisionMixer(_Mixer):
         others = matrix.masked_fill(torch.eye(batch, dtype=torch.bool, device=matrix.device), -1)
         partner = others.argmax(dim=1)
         lam = own if batch > 1 else torch.ones_like(own)
-        return mixed, target.mix(partner, lam.to(target.dtype).clamp(0, 1))
+        return mixed, target._mix(partner, lam.clamp(0, 1))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.transform!r})"

@@ -235,7 +235,10 @@ class JointTarget:
         check_positive_int("num_states", num_states)
         if name == "class" or name in dict(self._factors):
             raise ValueError(f"name must be a new factor name, got {name!r} which is already used")
-        states = self._check_states("states", states, num_states)
+        return self._lift(self._check_states("states", states, num_states), name, num_states)
+
+    def _lift(self, states: Tensor, name: str, num_states: int) -> JointTarget:
+        """:meth:`lift` for states the library drew itself (already long, in range, on device)."""
         index = self.index * num_states + states.unsqueeze(1).to(self._weight.device)
         return JointTarget(
             self._weight,
@@ -269,9 +272,12 @@ class JointTarget:
             tensor([[0.7500, 0.2500],
                     [0.2500, 0.7500]])
         """
-        pairing = self._check_states("pairing", pairing, self.batch_size)
-        lam_t = self._check_lam(lam)
-        own = lam_t.unsqueeze(1) if lam_t.ndim == 1 else lam_t
+        return self._mix(self._check_states("pairing", pairing, self.batch_size), self._check_lam(lam))
+
+    def _mix(self, pairing: Tensor, lam: Tensor) -> JointTarget:
+        """:meth:`mix` for a pairing and λ that a mixer drew itself (valid by construction)."""
+        lam = lam.to(self._weight.dtype)
+        own = lam.unsqueeze(1) if lam.ndim == 1 else lam
         weight = self._weight
         if self._index is None:
             mixed = own * weight + (1 - own) * weight[pairing]
