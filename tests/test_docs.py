@@ -12,7 +12,8 @@ Which code blocks run (the rule):
   text, as the site shows it.
 
 Each page runs in a fresh subprocess with the repository root as working directory, the root and
-``examples/`` on ``PYTHONPATH`` (so ``from custom_pretext import ...`` works) and a fixed seed, so one page cannot break another and a failure names the page and the block's first line.
+``examples/`` on ``PYTHONPATH`` (so ``from custom_pretext import ...`` works) and a fixed seed, so
+one page cannot break another and a failure names the page and the block's first line.
 """
 
 from __future__ import annotations
