@@ -14,7 +14,8 @@ classifier input with k = 2, 4, 8, with the identity state, with rescaling, with
 inside the last stage (``layer3.1``) and at an inner stage (``layer2``); CutMix with and without
 ChannelDrop. ChannelDrop at the *output* of the last stage equals ChannelDrop at the classifier input
 (global average pooling commutes with zeroing channels), so it is not run twice. Stage ``schedule``
-trains plain and ChannelDrop-k4 at half and twice ``--epochs``; stage ``confirm`` adds seed 2 for
+trains plain and ChannelDrop-k4 (or the settings named by ``--schedule``) at half and twice
+``--epochs``; stage ``confirm`` adds seed 2 for
 plain training and the settings named by ``--confirm``.
 """
 
@@ -57,7 +58,12 @@ def variants() -> list[Setting]:
     ]
 
 
-def plan(stages: list[str], epochs: int, confirm: list[str]) -> list[tuple[Setting, int, int]]:
+def plan(
+    stages: list[str],
+    epochs: int,
+    confirm: list[str],
+    schedule: tuple[str, ...] = ("baseline", "cd-head-k4"),
+) -> list[tuple[Setting, int, int]]:
     """``(setting, epochs, seed)`` runs in order: the cheap, informative ones first."""
     by_name = {s.name: s for s in variants()}
     runs: list[tuple[Setting, int, int]] = []
@@ -65,11 +71,11 @@ def plan(stages: list[str], epochs: int, confirm: list[str]) -> list[tuple[Setti
         runs += [(s, epochs, seed) for seed in (0, 1) for s in variants()]
     if "schedule" in stages:
         for length in (max(1, epochs // 2), 2 * epochs):
-            runs += [(by_name[n], length, seed) for seed in (0, 1) for n in ("baseline", "cd-head-k4")]
+            runs += [(by_name[n], length, seed) for seed in (0, 1) for n in schedule]
+    unknown = [n for n in [*confirm, *schedule] if n not in by_name]
+    if unknown:
+        raise SystemExit(f"unknown settings {unknown}; choose from {list(by_name)}")
     if "confirm" in stages:
-        unknown = [n for n in confirm if n not in by_name]
-        if unknown:
-            raise SystemExit(f"--confirm names unknown settings {unknown}; choose from {list(by_name)}")
         runs += [(by_name[n], epochs, 2) for n in ["baseline", *confirm]]
     return runs
 
@@ -109,7 +115,9 @@ def run(sweep: argparse.Namespace, rest: list[str]) -> None:
     std = train_set.images.float().std(dim=(0, 2, 3)) / 255
     start = time.monotonic()
     confirm = [c for c in sweep.confirm.split(",") if c]
-    for index, (setting, epochs, seed) in enumerate(plan(sweep.stages.split(","), sweep.epochs, confirm)):
+    schedule = tuple(n for n in sweep.schedule.split(",") if n)
+    runs = plan(sweep.stages.split(","), sweep.epochs, confirm, schedule)
+    for index, (setting, epochs, seed) in enumerate(runs):
         if index % shards != shard or (setting.name, epochs, seed) in done:
             continue
         elapsed = (time.monotonic() - start) / 60
@@ -206,6 +214,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--stages", default="main,schedule", help="main, schedule, confirm")
     parser.add_argument("--epochs", type=int, default=10, help="schedule length of stage main")
     parser.add_argument("--confirm", default="", help="settings that get a third seed (stage confirm)")
+    parser.add_argument("--schedule", default="baseline,cd-head-k4",
+                        help="settings that stage schedule trains at half and twice --epochs")
     parser.add_argument("--shard", default="0/1", help="i/n: run every n-th planned run from i")
     parser.add_argument("--max-minutes", type=float, default=0, help="start no run after this")
     parser.add_argument("--report", action="store_true", help="summarise --jsonl and exit")
