@@ -1,7 +1,8 @@
 """Train and compare pretext configurations (plain, ChannelDrop, CutMix, Rotation, SLA) on one budget.
 
 With no arguments it runs offline in a few minutes on a CPU: scikit-learn's 8×8 digits upscaled to
-16×16×3, plain training against the internal pretext task ``ChannelDrop(k=4)``, two seeds::
+16×16×3, plain training against the internal pretext task ``ChannelDrop(k=4)``, without and with
+self-distillation (the best setting of ``benchmarks/sweep.py``), two seeds::
 
     python examples/train.py
 
@@ -434,7 +435,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--test-limit", type=int, default=None, help="class-balanced test subset")
     p.add_argument("--image-size", type=int, default=None, help="resize images (digits: default 16)")
     p.add_argument("--no-cache", action="store_true", help="do not cache decoded images")
-    p.add_argument("--configs", default="baseline,channeldrop", help=f"comma list of {CONFIGS}")
+    p.add_argument("--configs", default="baseline,channeldrop,channeldrop-distill", help=f"comma list of {CONFIGS}")
     p.add_argument("--seeds", default="0,1")
     p.add_argument("--epochs", type=int, default=None, help="default 10 (digits), 15 (other data)")
     p.add_argument("--batch-size", type=int, default=128)
