@@ -435,7 +435,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--test-limit", type=int, default=None, help="class-balanced test subset")
     p.add_argument("--image-size", type=int, default=None, help="resize images (digits: default 16)")
     p.add_argument("--no-cache", action="store_true", help="do not cache decoded images")
-    p.add_argument("--configs", default="baseline,channeldrop,channeldrop-distill", help=f"comma list of {CONFIGS}")
+    p.add_argument("--configs", default="baseline,channeldrop,channeldrop-distill",
+                   help=f"comma list of {CONFIGS}")
     p.add_argument("--seeds", default="0,1")
     p.add_argument("--epochs", type=int, default=None, help="default 10 (digits), 15 (other data)")
     p.add_argument("--batch-size", type=int, default=128)
