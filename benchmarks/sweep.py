@@ -178,15 +178,19 @@ def report(sweep: argparse.Namespace) -> str:
 
 
 def plot_schedule(summary: dict[tuple[str, int], dict[str, Any]], path: Path) -> None:
-    """Accuracy against schedule length, plain training vs ChannelDrop-k4, mean and seeds."""
+    """Accuracy against schedule length: plain, ChannelDrop-k4 and with distillation; mean and seeds."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    for name, column, color in (("baseline", "single", "tab:gray"), ("cd-head-k4", "aggregated", "tab:blue"),
-                                ("cd-head-k4", "single", "tab:cyan")):
+    lines = (
+        ("baseline", "single", "tab:gray"),
+        ("cd-head-k4", "aggregated", "tab:blue"),
+        ("cd-head-k4-distill", "distilled", "tab:red"),
+    )
+    for name, column, color in lines:
         points = sorted(
             (epochs, e[column]) for (n, epochs), e in summary.items() if n == name and column in e
         )
