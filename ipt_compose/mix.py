@@ -331,8 +331,8 @@ class _TorchvisionMixer(_Mixer):
         own = matrix.diagonal()
         others = matrix.masked_fill(torch.eye(batch, dtype=torch.bool, device=matrix.device), -1)
         partner = others.argmax(dim=1)
-        lam = own if batch > 1 else torch.ones_like(own)
-        return mixed, target._mix(partner, lam.clamp(0, 1))
+        # a row paired with itself (B = 1) gets λ + (1 - λ) = 1 on the diagonal: unchanged
+        return mixed, target._mix(partner, own.clamp(0, 1))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.transform!r})"
