@@ -1,28 +1,54 @@
 """Argument checks shared by the public entry points (private).
 
 Every check raises at the call that received the bad value, naming the argument, what was expected
-and what came. Checks on tensor *values* (ranges, sums, NaN) need the values on the host; on an
-accelerator that would stall the stream, so there they are queued with ``torch._assert_async``,
-which fails the next synchronising call instead of raising ``ValueError`` at once.
+and what came. A check on tensor *values* (ranges, sums, NaN) is one fused comparison reduced to a
+single boolean and handed to ``torch._assert_async`` on every device: on an accelerator that queues
+the check without a host sync (a failure surfaces at the next synchronising call), on the CPU it
+fails at once and is raised here as ``ValueError``. Values the library produced itself (the states
+``Compose`` draws, the targets it builds) are not checked again.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 
+# ``torch._assert_async`` is private torch API; without it, checks read the value on the CPU and are
+# skipped on accelerators (a host sync per check would cost more than the check is worth there).
+_assert_async: Callable[[Tensor, str], None] | None = getattr(torch, "_assert_async", None)
 
-def check_values(ok: Tensor, message: str) -> None:
-    """Raise ``ValueError(message)`` unless every element of the boolean tensor ``ok`` is true.
 
-    On CPU (and when tracing is off) this raises at once. On an accelerator the check is queued
-    without a host sync.
+def describe(value: object) -> str:
+    """A short description of ``value`` for error messages: a tensor's dtype, else the type name."""
+    if isinstance(value, Tensor):
+        return f"a tensor of dtype {value.dtype}"
+    return type(value).__name__
+
+
+def check_values(ok: Tensor, message: str, detail: Callable[[], str] | None = None) -> None:
+    """Raise ``ValueError(message)`` unless the 0-dim boolean tensor ``ok`` is true.
+
+    Args:
+        ok: the verdict of one fused comparison: a boolean tensor, reduced here with ``.all()``
+            unless it is reduced already.
+        message: the error message (on an accelerator it is the device assertion's message).
+        detail: optional, called only after a failure on the CPU, for a more precise message.
     """
-    if ok.device.type == "cpu" or ok.device.type == "meta":
-        if ok.device.type == "cpu" and not torch.compiler.is_compiling() and not bool(ok.all()):
-            raise ValueError(message)
+    if ok.ndim or ok.numel() != 1:
+        ok = ok.all()
+    if _assert_async is None:
+        if ok.device.type == "cpu" and not torch.compiler.is_compiling() and not bool(ok):
+            raise ValueError(detail() if detail is not None else message)
         return
-    torch._assert_async(ok.all(), message)
+    if ok.device.type != "cpu" or torch.compiler.is_compiling():
+        _assert_async(ok, message)
+        return
+    try:
+        _assert_async(ok, message)
+    except RuntimeError:
+        raise ValueError(detail() if detail is not None else message) from None
 
 
 def check_integer_tensor(name: str, value: object) -> Tensor:
@@ -35,11 +61,20 @@ def check_integer_tensor(name: str, value: object) -> Tensor:
 
 
 def check_range(name: str, value: Tensor, high: Tensor | int, what: str = "") -> None:
-    """Check ``0 <= value < high`` elementwise (``high`` broadcasts against ``value``)."""
+    """Check ``0 <= value < high`` elementwise with one fused comparison.
+
+    ``high`` is an int or a tensor that broadcasts against ``value`` (per-column bounds).
+    ``value`` is clamped into the range and compared with itself: three small ops whatever the
+    shape, and no host sync on an accelerator.
+    """
     label = f" ({what})" if what else ""
+    bound = "the factor sizes" if isinstance(high, Tensor) else str(high)
+    if isinstance(high, Tensor):
+        inside = torch.minimum(value.clamp(min=0), high - 1)
+    else:
+        inside = value.clamp(0, high - 1)
     check_values(
-        (value >= 0) & (value < high),
-        f"{name}{label} must lie in [0, {_describe(high)}), got values outside it",
+        inside.eq(value).all(), f"{name}{label} must lie in [0, {bound}), got values outside it"
     )
 
 
@@ -51,11 +86,19 @@ def check_probabilities(name: str, probs: Tensor, atol: float = 1e-4) -> None:
         raise TypeError(f"{name} must be a floating-point tensor, got dtype {probs.dtype}")
     if probs.ndim != 2:
         raise ValueError(f"{name} must have shape (B, N), got shape {tuple(probs.shape)}")
-    check_values(~torch.isnan(probs), f"{name} must not contain NaN")
-    check_values(probs >= 0, f"{name} must be non-negative (probabilities), got negative values")
+    tolerance = atol * max(1, probs.shape[-1]) ** 0.5
+    # NaN fails `>= 0`, so one comparison covers NaN and negative entries
+    ok = probs.ge(0).all() & (probs.sum(dim=-1) - 1).abs().le(tolerance).all()
+
+    def detail() -> str:
+        if bool(torch.isnan(probs).any()):
+            return f"{name} must not contain NaN"
+        if bool((probs < 0).any()):
+            return f"{name} must be non-negative (probabilities), got negative values"
+        return f"{name} rows must sum to 1 (probability distributions), got rows that do not"
+
     check_values(
-        (probs.sum(dim=-1) - 1).abs() <= atol * max(1, probs.shape[-1]) ** 0.5,
-        f"{name} rows must sum to 1 (probability distributions), got rows that do not",
+        ok, f"{name} must hold probability rows (non-negative, no NaN, summing to 1)", detail
     )
 
 
@@ -66,7 +109,3 @@ def check_positive_int(name: str, value: object, minimum: int = 1) -> int:
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
     return value
-
-
-def _describe(high: Tensor | int) -> str:
-    return "the factor sizes" if isinstance(high, Tensor) else str(high)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 
-from ipt_compose._checks import check_positive_int
+# ``torch._standard_gamma`` is the only gamma sampler that takes a generator, and it is private torch
+# API. Without it, Beta draws fall back to ``torch.distributions.Beta`` run under a fork of the global
+# RNG seeded from ``generator`` (same distribution, another stream).
+_standard_gamma: Callable[..., Tensor] | None = getattr(torch, "_standard_gamma", None)
 
 
 def draw_integers(
@@ -16,13 +21,10 @@ def draw_integers(
     generator: torch.Generator | None = None,
 ) -> Tensor:
     """``size`` integers uniform in ``[0, high)`` on ``device``, drawn from ``generator``'s device."""
-    check_positive_int("batch_size", size, minimum=0)
-    target_device = torch.device(device) if device is not None else None
-    draw_device = generator.device if generator is not None else target_device
-    out = torch.randint(high, (size,), generator=generator, device=draw_device)
-    if target_device is not None and out.device != target_device:
-        out = out.to(target_device, non_blocking=True)
-    return out
+    if generator is None:
+        return torch.randint(high, (size,), device=device)
+    out = torch.randint(high, (size,), generator=generator, device=generator.device)
+    return out if device is None else out.to(device, non_blocking=True)
 
 
 def draw_uniform(
@@ -33,12 +35,9 @@ def draw_uniform(
     generator: torch.Generator | None = None,
 ) -> Tensor:
     """Uniform ``[0, 1)`` floats on ``device``, drawn from ``generator``'s device."""
-    target_device = torch.device(device) if device is not None else None
-    draw_device = generator.device if generator is not None else target_device
+    draw_device = generator.device if generator is not None else device
     out = torch.rand(size, generator=generator, device=draw_device, dtype=dtype)
-    if target_device is not None and out.device != target_device:
-        out = out.to(target_device, non_blocking=True)
-    return out
+    return out.to(device, non_blocking=True) if device is not None else out
 
 
 def draw_beta(
@@ -53,9 +52,23 @@ def draw_beta(
 
     ``torch.distributions`` takes no generator; the gamma kernel behind it does.
     """
-    target_device = torch.device(device) if device is not None else None
-    draw_device = generator.device if generator is not None else target_device
+    draw_device = generator.device if generator is not None else torch.device(device or "cpu")
     concentration = torch.full((2, *size), float(alpha), device=draw_device, dtype=torch.float32)
-    gammas = torch._standard_gamma(concentration, generator=generator)
+    if _standard_gamma is not None:
+        gammas = _standard_gamma(concentration, generator=generator)
+    else:
+        gammas = _gamma_without_kernel(concentration, generator)
     out = gammas[0] / (gammas[0] + gammas[1]).clamp_min(torch.finfo(gammas.dtype).tiny)
-    return out.to(device=target_device or out.device, dtype=dtype or torch.get_default_dtype())
+    return out.to(device=device or out.device, dtype=dtype or torch.get_default_dtype())
+
+
+def _gamma_without_kernel(concentration: Tensor, generator: torch.Generator | None) -> Tensor:
+    """``Gamma(concentration, 1)`` through public API: ``torch.distributions`` under a forked RNG."""
+    gamma = torch.distributions.Gamma(concentration, torch.ones_like(concentration))
+    if generator is None:
+        return gamma.sample()
+    seed = torch.randint(2**62, (1,), generator=generator, device=generator.device).item()
+    devices = [concentration.device] if concentration.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(int(seed))
+        return gamma.sample()

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import torch
 from torch import Tensor, nn
 
 from ipt_compose._checks import check_positive_int, check_range
-from ipt_compose.mix import _Mixer, as_mixer
-from ipt_compose.pretext.base import Pretext, keep_memory_format
+from ipt_compose._rows import enumerate_rows
+from ipt_compose.mix import Mixer, _as_mixer
+from ipt_compose.pretext.base import Pretext
 from ipt_compose.space import LabelSpace
 from ipt_compose.target import JointTarget
 
@@ -21,9 +22,10 @@ __all__ = ["Compose", "PretextBatch"]
 Mode = Literal["sample", "all"]
 
 
-@dataclass(frozen=True)
-class PretextBatch:
+class PretextBatch(NamedTuple):
     """What :class:`Compose` returns: model inputs, pretext states and the joint target.
+
+    A named tuple: ``inputs, states, target = pretext(images, labels)`` works too.
 
     Attributes:
         inputs: the images after the input-site pretexts (and mixers), ``(B_in, C, H, W)``.
@@ -35,9 +37,6 @@ class PretextBatch:
     inputs: Tensor
     states: Tensor
     target: JointTarget
-
-    def __iter__(self):  # type: ignore[no-untyped-def]
-        return iter((self.inputs, self.states, self.target))
 
 
 class Compose:
@@ -80,7 +79,7 @@ class Compose:
 
     def __init__(
         self,
-        pretexts: Sequence[Pretext | _Mixer | nn.Module | Compose],
+        pretexts: Sequence[Pretext | Mixer | nn.Module | Compose],
         *,
         num_classes: int | None = None,
         mode: Mode = "sample",
@@ -121,7 +120,7 @@ class Compose:
                         f"{feature_seen.name!r}: feature pretexts act inside the model, after every "
                         "input transform; put the mixer before it"
                     )
-        self.items: tuple[Pretext | _Mixer, ...] = tuple(items)
+        self.items: tuple[Pretext | Mixer, ...] = tuple(items)
         self.num_classes = num_classes
         self.mode: Mode = mode
 
@@ -193,16 +192,18 @@ class Compose:
         self, images: Tensor, target: JointTarget, generator: torch.Generator | None
     ) -> PretextBatch:
         columns: list[Tensor] = []
+        batch, device = images.shape[0], images.device
         for item in self.items:
             if isinstance(item, Pretext):
-                states = item.sample_states(images.shape[0], device=images.device, generator=generator)
+                states = item.sample_states(batch, device=device, generator=generator)
                 if item.site == "input":
-                    images = item.apply(images, states)
-                target = target._lift(states, item.name, item.num_states)
+                    images = item.transform(images, states)
+                target = target.lift(states, item.name, item.num_states, validate=False)
                 columns.append(states)
             else:
                 images, target = item.mix(images, target, generator)
-        return PretextBatch(images, torch.stack(columns, dim=1), target)
+        states = columns[0].unsqueeze(1) if len(columns) == 1 else torch.stack(columns, dim=1)
+        return PretextBatch(images, vouch(states), target)
 
     def _enumerate(self, images: Tensor, target: JointTarget) -> PretextBatch:
         pretexts = self.pretexts
@@ -211,60 +212,26 @@ class Compose:
         repeats = states.shape[0] // max(images.shape[0], 1)
         target = target.repeat_interleave(repeats) if repeats > 1 else target
         for column, p in enumerate(pretexts):
-            target = target._lift(states[:, column], p.name, p.num_states)
-        return PretextBatch(inputs, states, target)
+            target = target.lift(states[:, column], p.name, p.num_states, validate=False)
+        return PretextBatch(inputs, vouch(states), target)
 
     def __repr__(self) -> str:
         items = ", ".join(repr(item) for item in self.items)
         return f"Compose([{items}], num_classes={self.num_classes}, mode={self.mode!r})"
 
 
-def enumerate_rows(
-    pretexts: Sequence[Pretext], images: Tensor, values: dict[str, Tensor]
-) -> tuple[Tensor, Tensor]:
-    """Replicate a batch over chosen states of every pretext (``mode="all"``'s row layout).
-
-    Output rows are row-major over (sample, input-site states in list order, feature-site states
-    in list order); the model inputs hold one row per (sample, input states), with the input
-    pretexts applied, so output row ``r`` comes from input row ``r // E_feat``.
-
-    Args:
-        pretexts: the pretexts, in list order.
-        images: the batch ``(B, C, H, W)``.
-        values: for each pretext name, the 1-D tensor of states to enumerate.
-
-    Returns:
-        ``(inputs, states)``: ``(B E_in, C, H, W)`` and ``(B E_in E_feat, len(pretexts))``.
-    """
-    ordered = [p for p in pretexts if p.site == "input"] + [p for p in pretexts if p.site == "feature"]
-    counts = [len(values[p.name]) for p in ordered]
-    grid = (images.shape[0], *counts)
-    state_of = {}
-    for axis, p in enumerate(ordered, start=1):
-        shape = [-1 if d == axis else 1 for d in range(len(grid))]
-        state_of[p.name] = values[p.name].view(shape).expand(grid).reshape(-1)
-    e_in = math.prod([len(values[p.name]) for p in pretexts if p.site == "input"])
-    e_feat = math.prod([len(values[p.name]) for p in pretexts if p.site == "feature"])
-    inputs = keep_memory_format(images.repeat_interleave(e_in, dim=0), images) if e_in > 1 else images
-    for p in pretexts:
-        if p.site == "input":
-            inputs = p.apply(inputs, state_of[p.name][::e_feat])
-    states = torch.stack([state_of[p.name] for p in pretexts], dim=1)
-    return inputs, states
-
-
-def _flatten(items: Iterable[object]) -> Iterable[Pretext | _Mixer]:
+def _flatten(items: Iterable[object]) -> Iterable[Pretext | Mixer]:
     for position, item in enumerate(items):
         if isinstance(item, Compose):
             yield from item.items
         elif isinstance(item, Pretext):
             yield item
         else:
-            mixer = as_mixer(item)
+            mixer = _as_mixer(item)
             if mixer is None:
                 raise TypeError(
-                    f"pretexts[{position}] must be a Pretext, a Compose, ipt_compose.MixUp/CutMix or "
-                    f"torchvision's v2.MixUp/v2.CutMix, got {type(item).__name__}"
+                    f"pretexts[{position}] must be a Pretext, a Compose, an ipt_compose Mixer (MixUp, "
+                    f"CutMix) or torchvision's v2.MixUp/v2.CutMix, got {type(item).__name__}"
                 )
             yield mixer
 
@@ -290,3 +257,32 @@ def _class_target(target: JointTarget, batch: int, num_classes: int | None) -> J
         )
     check_range("labels", target.index, num_classes, "class index")
     return JointTarget(target.weight, target.index, num_classes=num_classes)
+
+
+# ---------------------------------------------------------------------- states Compose vouches for
+# The states a Compose draws are valid by construction, so JointModel does not check them again.
+# A tensor is vouched for while it is alive and unmodified: a copy (``.to``, pickling through a
+# DataLoader worker) or an in-place edit is checked like any other states.
+_VOUCHED: dict[int, tuple[weakref.ref[Tensor], int]] = {}
+
+
+def vouch(states: Tensor) -> Tensor:
+    """Mark ``states`` (drawn by Compose, valid by construction) as needing no check.
+
+    Not while compiling: compiled code checks every states tensor (the check is fused there).
+    """
+    if torch.compiler.is_compiling():
+        return states
+    key = id(states)
+
+    def forget(_: object) -> None:
+        _VOUCHED.pop(key, None)
+
+    _VOUCHED[key] = (weakref.ref(states, forget), states._version)
+    return states
+
+
+def is_vouched(states: Tensor) -> bool:
+    """Whether ``states`` is a tensor :func:`vouch` marked, unmodified since."""
+    entry = _VOUCHED.get(id(states))
+    return entry is not None and entry[0]() is states and entry[1] == states._version

@@ -17,11 +17,20 @@ from ipt_compose._checks import check_integer_tensor, check_positive_int, check_
 from ipt_compose._random import draw_beta, draw_integers
 from ipt_compose.target import JointTarget
 
-__all__ = ["CutMix", "MixUp", "from_kornia"]
+__all__ = ["CutMix", "MixUp", "Mixer", "from_kornia"]
+
+_CPU = torch.device("cpu")
 
 
-class _Mixer:
-    """Base of the mixers: draw parameters (:meth:`sample_params`), then :meth:`apply` them."""
+class Mixer:
+    """Base of the mixers: draw parameters (:meth:`sample_params`), then apply them.
+
+    A mixer mixes a batch of images and its :class:`~ipt_compose.target.JointTarget` with one draw
+    of parameters. Write your own by implementing :meth:`sample_params` and :meth:`transform`
+    (and :meth:`check_params` if :meth:`apply` should validate parameters handed in by a user);
+    :class:`~ipt_compose.Compose` then runs it in list order like :class:`MixUp` and
+    :class:`CutMix`. The split follows torchvision v2's ``make_params``/``transform``.
+    """
 
     def mix(
         self, images: Tensor, target: JointTarget, generator: torch.Generator | None = None
@@ -37,17 +46,38 @@ class _Mixer:
             The mixed images and the mixed target, over the same space as ``target``.
         """
         _check_batch(images, target)
-        params = self.sample_params(images, generator=generator)
-        return self.apply(images, target, params)
+        return self.transform(images, target, self.sample_params(images, generator=generator))
 
     def sample_params(
         self, images: Tensor, *, generator: torch.Generator | None = None
     ) -> dict[str, Tensor]:
+        """Draw the parameters of one mix of ``images`` (their size, shape and device)."""
         raise NotImplementedError
 
     def apply(
         self, images: Tensor, target: JointTarget, params: dict[str, Tensor]
     ) -> tuple[Tensor, JointTarget]:
+        """Mix with given parameters, after checking them (:meth:`check_params`).
+
+        Args:
+            images: the image batch, floating point.
+            target: its joint target.
+            params: parameters as :meth:`sample_params` returns them.
+
+        Returns:
+            The mixed images and target.
+        """
+        _check_batch(images, target)
+        self.check_params(images, params)
+        return self.transform(images, target, params)
+
+    def check_params(self, images: Tensor, params: dict[str, Tensor]) -> None:
+        """Raise ``ValueError``/``TypeError`` naming the parameter if ``params`` are invalid."""
+
+    def transform(
+        self, images: Tensor, target: JointTarget, params: dict[str, Tensor]
+    ) -> tuple[Tensor, JointTarget]:
+        """Mix with parameters trusted as they are (drawn by :meth:`sample_params` or checked)."""
         raise NotImplementedError
 
     def __call__(
@@ -78,7 +108,7 @@ class _Mixer:
         return self.mix(images, target, generator)
 
 
-class _BetaMixer(_Mixer):
+class _BetaMixer(Mixer):
     def __init__(self, alpha: float = 1.0, *, per_sample: bool = False) -> None:
         if isinstance(alpha, bool) or not isinstance(alpha, int | float):
             raise TypeError(f"alpha must be a number, got {type(alpha).__name__}")
@@ -89,10 +119,19 @@ class _BetaMixer(_Mixer):
         self.alpha = float(alpha)
         self.per_sample = per_sample
 
+    def _draw_device(self, images: Tensor, generator: torch.Generator | None) -> torch.device:
+        """Where the draws happen: the generator's device; without one, the CPU for one draw per
+        batch (read on the host without a device sync, as torchvision does) and the images'
+        device for per-row draws."""
+        if generator is not None:
+            return generator.device
+        return images.device if self.per_sample else _CPU
+
     def _draw_lam(self, images: Tensor, generator: torch.Generator | None) -> Tensor:
         shape = (images.shape[0],) if self.per_sample else ()
         return draw_beta(
-            self.alpha, shape, device=images.device, dtype=torch.float32, generator=generator
+            self.alpha, shape, device=self._draw_device(images, generator), dtype=torch.float32,
+            generator=generator,
         )
 
     def __repr__(self) -> str:
@@ -116,7 +155,8 @@ class MixUp(_BetaMixer):
     Convention:
         ``λ`` weights the row's own label (torchvision's and timm's convention); row ``i`` is
         paired with row ``i - 1`` (``roll(1)``, as torchvision), so any batch size works and a
-        batch of one is left unchanged.
+        batch of one is left unchanged. One ``λ`` per batch is drawn on the CPU (from
+        ``generator`` if it is a CPU generator), so a GPU batch is mixed without a host sync.
 
     Shape:
         - images: :math:`(B, C, H, W)`, floating point
@@ -153,7 +193,16 @@ class MixUp(_BetaMixer):
         """
         return {"lam": self._draw_lam(images, generator)}
 
-    def apply(
+    def check_params(self, images: Tensor, params: dict[str, Tensor]) -> None:
+        lam = params["lam"]
+        if not isinstance(lam, Tensor) or lam.shape not in ((), (images.shape[0],)):
+            got = tuple(lam.shape) if isinstance(lam, Tensor) else type(lam).__name__
+            raise ValueError(
+                f"params['lam'] must be a tensor of shape () or ({images.shape[0]},), got {got}"
+            )
+        check_values(lam.ge(0).all() & lam.le(1).all(), "params['lam'] (λ) must lie in [0, 1]")
+
+    def transform(
         self, images: Tensor, target: JointTarget, params: dict[str, Tensor]
     ) -> tuple[Tensor, JointTarget]:
         """Mix with given parameters: ``λ x_i + (1-λ) x_{i-1}`` and ``λ p_i + (1-λ) p_{i-1}``.
@@ -169,20 +218,18 @@ class MixUp(_BetaMixer):
         Shape:
             - lam: :math:`()` or :math:`(B)`
         """
-        _check_batch(images, target)
-        lam = params["lam"]
-        if not isinstance(lam, Tensor) or lam.shape not in ((), (images.shape[0],)):
-            got = tuple(lam.shape) if isinstance(lam, Tensor) else type(lam).__name__
-            raise ValueError(
-                f"params['lam'] must be a tensor of shape () or ({images.shape[0]},), got {got}"
-            )
-        check_values((lam >= 0) & (lam <= 1), "params['lam'] (λ) must lie in [0, 1]")
-        weight = lam.to(device=images.device, dtype=images.dtype)
-        pairing = _roll_pairing(images)
-        if weight.ndim:
-            weight = weight.view(-1, 1, 1, 1)
-        mixed = images * weight + images[pairing] * (1 - weight)
-        return mixed, target._mix(pairing, lam.to(device=target.device))
+        lam: Tensor | float = params["lam"]
+        if (
+            isinstance(lam, Tensor) and lam.ndim == 0 and lam.device.type == "cpu"
+            and not torch.compiler.is_compiling()
+        ):
+            lam = float(lam)  # on the host already: no sync
+        weight: Tensor | float = lam
+        if isinstance(lam, Tensor):
+            weight = lam.to(device=images.device, dtype=images.dtype)
+            weight = weight.view(-1, 1, 1, 1) if weight.ndim else weight
+        mixed = torch.lerp(images.roll(1, 0), images, weight)  # λ x_i + (1 - λ) x_{i-1}
+        return mixed, target.mix(1, lam, validate=False)
 
 
 class CutMix(_BetaMixer):
@@ -198,7 +245,9 @@ class CutMix(_BetaMixer):
 
     Convention:
         ``λ = 1 - box area / image area`` weights the row's own label (torchvision's, timm's and
-        the paper's convention); row ``i`` gets the box from row ``i - 1`` (``roll(1)``).
+        the paper's convention); row ``i`` gets the box from row ``i - 1`` (``roll(1)``). One box
+        per batch is drawn on the CPU (from ``generator`` if it is a CPU generator) and pasted by
+        slicing, without a host sync on a GPU.
 
     Shape:
         - images: :math:`(B, C, H, W)`, floating point
@@ -237,10 +286,11 @@ class CutMix(_BetaMixer):
             - box: :math:`(4)`, or :math:`(B, 4)` with ``per_sample=True``
         """
         height, width = images.shape[-2:]
+        device = self._draw_device(images, generator)
         lam = self._draw_lam(images, generator)
         count = images.shape[0] if self.per_sample else 1
-        centre_x = draw_integers(width, count, device=images.device, generator=generator)
-        centre_y = draw_integers(height, count, device=images.device, generator=generator)
+        centre_x = draw_integers(width, count, device=device, generator=generator)
+        centre_y = draw_integers(height, count, device=device, generator=generator)
         half = 0.5 * torch.sqrt(1.0 - lam.double())
         half_w = (half * width).floor().long()
         half_h = (half * height).floor().long()
@@ -255,7 +305,23 @@ class CutMix(_BetaMixer):
         )
         return {"box": box if self.per_sample else box[0]}
 
-    def apply(
+    def check_params(self, images: Tensor, params: dict[str, Tensor]) -> None:
+        box = params["box"]
+        check_integer_tensor("params['box']", box)
+        if box.shape not in ((4,), (images.shape[0], 4)):
+            raise ValueError(
+                f"params['box'] must have shape (4,) or ({images.shape[0]}, 4) as "
+                f"(x1, y1, x2, y2), got {tuple(box.shape)}"
+            )
+        height, width = images.shape[-2:]
+        x1, y1, x2, y2 = box.unbind(dim=-1)
+        ok = (x1 >= 0) & (x1 <= x2) & (x2 <= width) & (y1 >= 0) & (y1 <= y2) & (y2 <= height)
+        check_values(
+            ok.all(),
+            f"params['box'] must hold 0 <= x1 <= x2 <= {width} and 0 <= y1 <= y2 <= {height}",
+        )
+
+    def transform(
         self, images: Tensor, target: JointTarget, params: dict[str, Tensor]
     ) -> tuple[Tensor, JointTarget]:
         """Paste ``params["box"]`` from the paired rows; ``λ`` follows from the box's area.
@@ -273,37 +339,28 @@ class CutMix(_BetaMixer):
         Shape:
             - box: :math:`(4)` or :math:`(B, 4)`
         """
-        _check_batch(images, target)
         box = params["box"]
-        check_integer_tensor("params['box']", box)
-        if box.shape not in ((4,), (images.shape[0], 4)):
-            raise ValueError(
-                f"params['box'] must have shape (4,) or ({images.shape[0]}, 4) as "
-                f"(x1, y1, x2, y2), got {tuple(box.shape)}"
-            )
         height, width = images.shape[-2:]
-        x1, y1, x2, y2 = (c.view(-1, 1, 1) for c in box.to(images.device).long().unbind(dim=-1))
-        check_values(
-            (x1 >= 0) & (x1 <= x2) & (x2 <= width) & (y1 >= 0) & (y1 <= y2) & (y2 <= height),
-            f"params['box'] must hold 0 <= x1 <= x2 <= {width} and 0 <= y1 <= y2 <= {height}",
-        )
-        pairing = _roll_pairing(images)
+        mixed = images.clone()
         if box.ndim == 1 and box.device.type == "cpu" and not torch.compiler.is_compiling():
-            # one box on the host: copy only its pixels (torchvision's way), no full gather
+            # one box on the host: copy only its pixels (torchvision's way), no mask, no sync
             left, top, right, bottom = (int(v) for v in box.tolist())
-            mixed = images.clone()
-            mixed[..., top:bottom, left:right] = images[..., top:bottom, left:right].roll(1, 0)
-        else:  # per-row boxes, or a box on an accelerator: a mask, without a host sync
-            rows = torch.arange(height, device=images.device).view(1, height, 1)
-            cols = torch.arange(width, device=images.device).view(1, 1, width)
-            inside = (rows >= y1) & (rows < y2) & (cols >= x1) & (cols < x2)
-            mixed = torch.where(inside.unsqueeze(1), images[pairing], images)
+            if right > left and bottom > top:
+                mixed[..., top:bottom, left:right] = images[..., top:bottom, left:right].roll(1, 0)
+            lam: Tensor | float = 1.0 - (right - left) * (bottom - top) / (height * width)
+            return mixed, target.mix(1, lam, validate=False)
+        # per-row boxes, or a box on an accelerator: a mask, without a host sync
+        x1, y1, x2, y2 = (c.view(-1, 1, 1) for c in box.to(images.device).long().unbind(dim=-1))
+        rows = torch.arange(height, device=images.device).view(1, height, 1)
+        cols = torch.arange(width, device=images.device).view(1, 1, width)
+        inside = (rows >= y1) & (rows < y2) & (cols >= x1) & (cols < x2)
+        mixed = torch.where(inside.unsqueeze(1), images.roll(1, 0), images)
         area = ((x2 - x1) * (y2 - y1)).view(-1).double()
         lam = (1.0 - area / (height * width)).to(device=target.device, dtype=target.dtype)
-        return mixed, target._mix(pairing, lam if box.ndim == 2 else lam[0])
+        return mixed, target.mix(1, lam if box.ndim == 2 else lam[0], validate=False)
 
 
-class _TorchvisionMixer(_Mixer):
+class _TorchvisionMixer(Mixer):
     """Runs a torchvision ``v2.MixUp``/``v2.CutMix`` inside :class:`~ipt_compose.Compose`.
 
     torchvision mixes images and labels with one λ and one pairing. Handing it the row numbers
@@ -314,8 +371,8 @@ class _TorchvisionMixer(_Mixer):
     global RNG whatever ``generator`` says.
     """
 
-    def __init__(self, transform: Any) -> None:
-        self.transform = transform
+    def __init__(self, wrapped: Any) -> None:
+        self.wrapped = wrapped
 
     def mix(
         self, images: Tensor, target: JointTarget, generator: torch.Generator | None = None
@@ -325,17 +382,17 @@ class _TorchvisionMixer(_Mixer):
         if batch == 0:  # nothing to mix (torchvision cannot infer a class count from no labels)
             return images, target
         rows = torch.arange(batch, device=images.device)
-        transform = copy.copy(self.transform)
-        transform.num_classes = batch
-        mixed, matrix = transform(images, rows)
+        mixer = copy.copy(self.wrapped)
+        mixer.num_classes = batch
+        mixed, matrix = mixer(images, rows)
         own = matrix.diagonal()
         others = matrix.masked_fill(torch.eye(batch, dtype=torch.bool, device=matrix.device), -1)
         partner = others.argmax(dim=1)
         # a row paired with itself (B = 1) gets λ + (1 - λ) = 1 on the diagonal: unchanged
-        return mixed, target._mix(partner, own.clamp(0, 1))
+        return mixed, target.mix(partner, own.clamp(0, 1), validate=False)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.transform!r})"
+        return f"{type(self).__name__}({self.wrapped!r})"
 
 
 def from_kornia(
@@ -429,19 +486,15 @@ def from_kornia(
     return JointTarget(weight.t().contiguous(), index.t().contiguous(), num_classes=num_classes)
 
 
-def as_mixer(item: Any) -> _Mixer | None:
+def _as_mixer(item: Any) -> Mixer | None:
     """Our mixer for ``item`` if it is one (or a torchvision v2 MixUp/CutMix), else ``None``."""
-    if isinstance(item, _Mixer):
+    if isinstance(item, Mixer):
         return item
     from torchvision.transforms import v2
 
     if isinstance(item, v2.MixUp | v2.CutMix):
         return _TorchvisionMixer(item)
     return None
-
-
-def _roll_pairing(images: Tensor) -> Tensor:
-    return torch.arange(images.shape[0], device=images.device).roll(1)
 
 
 def _check_batch(images: Tensor, target: JointTarget) -> None:

@@ -4,38 +4,25 @@ from __future__ import annotations
 
 import copy
 import difflib
-import functools
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
 import torch
 from torch import Tensor, nn
 
-from ipt_compose._checks import check_integer_tensor, check_positive_int, check_range
-from ipt_compose.compose import Compose, enumerate_rows
+from ipt_compose import _inference
+from ipt_compose._checks import check_integer_tensor, check_positive_int, check_range, describe
+from ipt_compose._rows import enumerate_rows
+from ipt_compose._sites import Call, FeatureSite, widen_linear
+from ipt_compose.compose import Compose, is_vouched
 from ipt_compose.pretext.base import Pretext
-from ipt_compose.pretext.feature import ChannelDrop
 from ipt_compose.space import LabelSpace
 
 __all__ = ["JointModel", "JointOutput"]
 
 Aggregate = Literal["features", "all", "none", "marginal", "distilled"]
-_HEAD_SITE = ""  # the classifier's input
-
-
-@dataclass
-class _Forward:
-    """What the feature hooks of one forward pass need to know."""
-
-    states: Tensor  # (B', n_pretexts), long, on the input's device
-    batch_in: int  # rows of the model's input
-    expand: bool  # replicate rows at each feature site (mode "all")
-    capture_head: bool = False  # stop at the classifier and hand back its input
-    keep_head_input: bool = False  # keep the classifier's input before feature pretexts (distill)
-    head_input: Tensor | None = None
-    present: list[int] = field(default_factory=list)  # feature pretexts applied so far
+_AGGREGATES = ("features", "all", "none", "marginal", "distilled")
 
 
 class JointOutput(NamedTuple):
@@ -54,34 +41,35 @@ class JointOutput(NamedTuple):
     teacher: Tensor
 
 
-class _HeadInput(Exception):  # noqa: N818 - control flow, not an error
-    def __init__(self, features: Tensor) -> None:
-        # no super().__init__(): torch.compile cannot trace it (a graph break in predict)
-        self.features = features
-
-
 class JointModel(nn.Module):
     """A classifier trained on the joint label ``(class, pretext states)``.
 
-    The classifier (the last ``nn.Linear`` of ``backbone``, or the module named by ``head``) is
-    replaced by one with ``num_classes * K`` outputs; each state's block starts as a copy of the old
-    weights and bias, so a pretrained model starts where it was (``p(c, t) = p(c) / K``).
-    Feature-site pretexts are registered as hooks on their sites (the classifier's input by default)
-    and read the states of the rows that pass.
+    The classifier (the ``nn.Linear`` with ``num_classes`` outputs defined last in ``backbone``, or
+    the module named by ``head``) is replaced by one with ``num_classes * K`` outputs; each state's
+    block starts as a copy of the old weights and bias, so a pretrained model starts where it was
+    (``p(c, t) = p(c) / K``). Feature-site pretexts run on their sites (the classifier's input by
+    default) on the states of the rows that pass.
+
+    In training, call it with the pretext states (``model(batch.inputs, batch.states)``). In eval
+    mode, ``model(x)`` without states returns :meth:`predict`'s class scores, so evaluation code,
+    ``AveragedModel``/EMA copies and DDP wrappers work unchanged; :meth:`class_logits` turns joint
+    logits into class scores for training metrics, and :meth:`to_plain` exports an ordinary
+    classifier.
 
     Args:
         backbone: the classifier to extend (a torchvision ResNet, an ``nn.Sequential``, a timm
             model, …). It is modified in place and kept as ``self.backbone``.
         pretext: a :class:`~ipt_compose.Compose` (or a list of pretexts to compose).
         num_classes: the class count ``N``; must match the classifier's outputs.
-        head: the name of the classifier submodule (an ``nn.Linear``), if not the last one.
+        head: the name of the classifier submodule (an ``nn.Linear``), if not the one found.
         distill: add ``plain_head``, a copy of the original ``num_classes`` classifier on the
             classifier's input before any feature pretext, for self-distillation (SLA+SD, Lee et al.
             2020): train it with :func:`~ipt_compose.self_distillation_loss` on
             ``forward(..., return_plain=True)`` and infer with ``predict(aggregate="distilled")``, one
-            ordinary forward pass with no pretext. Needs every feature pretext to be a
-            :class:`~ipt_compose.ChannelDrop` at the classifier's input (``at=None``), where the
-            aggregated teacher costs one matmul.
+            ordinary forward pass with no pretext. Needs every feature pretext at the classifier's
+            input (``at=None``) and a per-channel mask (:meth:`Pretext.channel_scale
+            <ipt_compose.Pretext.channel_scale>`), such as :class:`~ipt_compose.ChannelDrop`, where
+            the aggregated teacher costs one matmul.
 
     Shape:
         - x: :math:`(B_{in}, C, H, W)`
@@ -124,35 +112,52 @@ class JointModel(nn.Module):
         self.backbone = backbone
         self.pretext = pretext
         self.num_classes = num_classes
-        self.head_name = _find_head(backbone, head)
+        self.head_name = _find_head(backbone, head, num_classes)
         self.distill = bool(distill)
-        if self.distill:
-            bad = [p.name for p in pretext.pretexts if p.site == "feature" and not (
-                isinstance(p, ChannelDrop) and p.at is None)]
-            if bad:
-                raise ValueError(
-                    f"distill=True needs every feature pretext to be a ChannelDrop at the classifier's "
-                    f"input (at=None), got {bad}"
-                )
-            original = backbone.get_submodule(self.head_name)
-            if not isinstance(original, nn.Linear):
-                raise TypeError(
-                    f"head {self.head_name!r} must be an nn.Linear, got {type(original).__name__}"
-                )
-            self.plain_head = copy.deepcopy(original)
-        self._widen_head()
-        self._context: _Forward | None = None
-        self._site_pretexts: dict[str, list[tuple[int, int, Pretext]]] = {}
-        feature = self.feature_pretexts
-        for column, p in enumerate(pretext.pretexts):
+        self._space = pretext.space(num_classes)
+        pretexts = pretext.pretexts
+        old = backbone.get_submodule(self.head_name)
+        if not isinstance(old, nn.Linear):
+            raise TypeError(
+                f"head {self.head_name!r} must be an nn.Linear to be widened, got {type(old).__name__}"
+            )
+        if old.out_features != num_classes:
+            raise ValueError(
+                f"the classifier {self.head_name!r} has {old.out_features} outputs but "
+                f"num_classes={num_classes}; they must agree"
+            )
+
+        # the sites, and what the feature pretexts at the classifier's input can do
+        feature = [p for p in pretexts if p.site == "feature"]
+        sizes = [p.num_states for p in feature]
+        entries: dict[str, list[tuple[int, int, Pretext]]] = {}
+        for column, p in enumerate(pretexts):
             if p.site == "feature":
-                site = getattr(p, "at", None) or _HEAD_SITE
-                self._site_pretexts.setdefault(site, []).append((feature.index(p), column, p))
-        if self.distill or _HEAD_SITE in self._site_pretexts:
-            self.head.register_forward_pre_hook(self._head_hook)
-        for site in self._site_pretexts:
-            if site != _HEAD_SITE:
-                _get_submodule(backbone, site, "at").register_forward_hook(self._make_site_hook(site))
+                entries.setdefault(p.at or "", []).append((feature.index(p), column, p))
+        self._head_site = FeatureSite("", entries.pop("", []), sizes)
+        self._inner_sites = [FeatureSite(name, found, sizes) for name, found in entries.items()]
+        scales = [p.channel_scale(old.in_features) for p in feature] if not entries else []
+        self._linear_head = not entries and all(scale is not None for scale in scales)
+        if self.distill:
+            if not self._linear_head:
+                bad = [p.name for p, scale in zip(feature, scales, strict=False) if scale is None] or [
+                    p.name for p in feature if p.at is not None
+                ]
+                raise ValueError(
+                    "distill=True needs every feature pretext to be a ChannelDrop (or another "
+                    "per-channel mask) at the classifier's input (at=None); these are not: "
+                    f"{bad}"
+                )
+            self.plain_head = copy.deepcopy(old)
+        backbone.set_submodule(self.head_name, widen_linear(old, self._space, self._head_site))
+        for site in self._inner_sites:
+            _get_submodule(backbone, site.name, "at").register_forward_hook(site)
+
+        # what forward and predict need on every call, computed once
+        self._num_feature = len(feature)
+        self._k_feat = math.prod(sizes)
+        self._bounds: dict[torch.device, Tensor] = {}
+        self._linear_cache: dict[Any, tuple[Tensor, Tensor | None]] = {}
 
     # ------------------------------------------------------------------ description
     @property
@@ -165,55 +170,100 @@ class JointModel(nn.Module):
     @property
     def space(self) -> LabelSpace:
         """The joint :class:`~ipt_compose.LabelSpace` of the outputs."""
-        return self.pretext.space(self.num_classes)
+        return self._space
 
     @property
     def feature_pretexts(self) -> list[Pretext]:
+        """The feature-site pretexts, in list order."""
         return [p for p in self.pretext.pretexts if p.site == "feature"]
 
     @property
     def input_pretexts(self) -> list[Pretext]:
+        """The input-site pretexts, in list order."""
         return [p for p in self.pretext.pretexts if p.site == "input"]
 
     # ------------------------------------------------------------------ training forward
     def forward(
-        self, x: Tensor, states: Tensor, *, return_plain: bool = False
+        self, x: Tensor, states: Tensor | None = None, *, return_plain: bool = False
     ) -> Tensor | JointOutput:
         """Joint logits for a batch and its pretext states (``batch.inputs, batch.states``).
 
         Args:
             x: the model input (``batch.inputs``).
-            states: the pretext states of every output row (``batch.states``).
+            states: the pretext states of every output row (``batch.states``). Without them, in
+                eval mode, the result is ``predict(x)``: class scores ``(B, N)``.
             return_plain: also return the self-distillation student and teacher (needs
                 ``distill=True``).
 
         Returns:
             Joint logits whose rows line up with ``states`` and ``batch.target``; with
-            ``return_plain``, a :class:`JointOutput` ``(joint, plain, teacher)``.
+            ``return_plain``, a :class:`JointOutput` ``(joint, plain, teacher)``; without
+            ``states``, class scores.
         """
-        if not return_plain:
-            return self._run(x, states, capture_head=False)
-        if not self.distill:
+        if states is None:
+            if self.training:
+                raise ValueError(
+                    "JointModel needs the pretext states in training mode: call "
+                    "model(batch.inputs, batch.states); model(x) without states returns class scores "
+                    "in eval mode only (call model.eval() first, or use model.predict(x))"
+                )
+            if return_plain:
+                raise ValueError("return_plain=True needs the pretext states: model(x, states, ...)")
+            return self.predict(x)
+        if return_plain and not self.distill:
             raise ValueError("return_plain=True needs JointModel(..., distill=True)")
-        context = self._prepare(x, states, capture_head=False)
-        context.keep_head_input = True
-        joint = self._execute(x, context)
-        features = context.head_input
-        assert features is not None
+        call = self._training_call(x, states, keep_head_input=return_plain)
+        joint = self._run(x, call)
+        if not return_plain:
+            return joint
+        features = call.head_input
+        assert features is not None and call.states is not None
         plain = self.plain_head(features)
+        repeats = joint.shape[0] // features.shape[0] if features.shape[0] else 1
         with torch.no_grad():
-            input_rows = context.states[:: context.states.shape[0] // features.shape[0]]
-            teacher = self._feature_average(self._all_state_logits(features), input_rows)
-        repeats = joint.shape[0] // features.shape[0]
+            teacher = self._teacher(features, call.states[::repeats])
         if repeats > 1:
             plain = plain.repeat_interleave(repeats, dim=0)
             teacher = teacher.repeat_interleave(repeats, dim=0)
         return JointOutput(joint, plain, teacher)
 
+    def class_logits(self, joint_logits: Tensor) -> Tensor:
+        """Class scores from joint logits: ``log p(c)``, the log of the class marginal.
+
+        For accuracy and other metrics during training (an argmax over the ``N·K`` joint logits is
+        not a class). Rows are log-probabilities: they ``logsumexp`` to 0.
+
+        Args:
+            joint_logits: what ``model(batch.inputs, batch.states)`` returned.
+
+        Returns:
+            ``(B', N)`` class log-probabilities.
+
+        Examples:
+            >>> model = JointModel(nn.Sequential(nn.Flatten(), nn.Linear(12, 3)), [ChannelDrop(k=2)], 3)
+            >>> model.class_logits(torch.zeros(5, 6)).exp()
+            tensor([[0.3333, 0.3333, 0.3333],
+                    [0.3333, 0.3333, 0.3333],
+                    [0.3333, 0.3333, 0.3333],
+                    [0.3333, 0.3333, 0.3333],
+                    [0.3333, 0.3333, 0.3333]])
+        """
+        if not isinstance(joint_logits, Tensor) or not joint_logits.is_floating_point():
+            raise TypeError(f"joint_logits must be a floating-point tensor, got {describe(joint_logits)}")
+        if joint_logits.ndim != 2 or joint_logits.shape[1] != self._space.size:
+            raise ValueError(
+                f"joint_logits must have shape (B, {self._space.size}) (the size of "
+                f"{self._space!r}), got {tuple(joint_logits.shape)}"
+            )
+        return _inference.class_log_probs(joint_logits, self._space)
+
     # ------------------------------------------------------------------ inference
     @torch.no_grad()
     def predict(self, x: Tensor, *, aggregate: Aggregate = "features") -> Tensor:
         """Class scores from joint logits (design item 7).
+
+        Call it in eval mode (``model.eval()``): in training mode BatchNorm layers would update
+        their statistics on the prediction batch.
 
         Args:
             x: a batch of plain (untransformed) inputs.
@@ -221,8 +271,9 @@ class JointModel(nn.Module):
 
                 * ``"features"`` (default): average the joint logits ``z_t[(c, t)]`` over every
                   state ``t`` of the feature-site pretexts (SLA+AG), input pretexts at their
-                  identity state. At the classifier's input this is one matmul as wide as the
-                  training head's: the backbone runs once.
+                  identity state. When every feature pretext is a per-channel mask at the
+                  classifier's input (``ChannelDrop``) this average is one linear map, and the
+                  backbone runs once with it in place of the wide classifier: plain inference.
                 * ``"all"``: average over every pretext's states; input pretexts replicate the
                   batch ``K_in`` times.
                 * ``"none"``: state 0 everywhere, the column of each class (one plain pass).
@@ -237,7 +288,7 @@ class JointModel(nn.Module):
             - x: :math:`(B, C, H, W)`
             - output: :math:`(B, N)`
         """
-        if aggregate not in ("features", "all", "none", "marginal", "distilled"):
+        if aggregate not in _AGGREGATES:
             raise ValueError(
                 "aggregate must be 'features', 'all', 'none', 'marginal' or 'distilled', "
                 f"got {aggregate!r}"
@@ -246,6 +297,11 @@ class JointModel(nn.Module):
             raise ValueError("aggregate='distilled' needs JointModel(..., distill=True)")
         if not isinstance(x, Tensor) or x.ndim < 1:
             raise TypeError(f"x must be a batch tensor, got {type(x).__name__}")
+        if self.input_pretexts and x.ndim != 4:
+            raise ValueError(
+                f"{type(self.input_pretexts[0]).__name__} expects images of shape (B, C, H, W), "
+                f"got shape {tuple(x.shape)}"
+            )
         if aggregate == "features":
             for p in self.input_pretexts:
                 if p.identity_state is None:
@@ -254,250 +310,262 @@ class JointModel(nn.Module):
                         f"state, but {p.name!r} ({type(p).__name__}) has none; use "
                         "aggregate='all' or construct it with identity=True"
                     )
-        enumerate_inputs = aggregate == "all"
-        enumerate_features = aggregate in ("features", "all")
-        inputs, states, groups = self._evaluation_rows(x, enumerate_inputs, enumerate_features)
-        space = self.space
-        strides = torch.tensor(space.strides[1:], device=x.device)
-        offsets = (states * strides).sum(dim=1, keepdim=True)  # (R, 1) joint index of class 0
-        classes = torch.arange(self.num_classes, device=x.device) * space.strides[0]
-        if aggregate == "marginal":
-            logits = self._run(inputs, states, capture_head=False)
-            return space.marginal(logits, ["class"], logits=True)
         if aggregate == "distilled":
-            plain: Tensor = self.plain_head(self._head_input(x, states))
-            return plain
-        if enumerate_features and self._fast_head():
-            input_states = states[:: groups[1]]
-            logits = self._all_state_logits(self._head_input(inputs, input_states))
-            scores = self._feature_average(logits, input_states)  # (R_in, N)
-            return scores.view(x.shape[0], groups[0], self.num_classes).mean(dim=1)
-        logits = self._run(inputs, states, capture_head=False)
-        picked = logits.gather(1, classes.unsqueeze(0) + offsets)  # (R, N)
-        return picked.view(x.shape[0], groups[0] * groups[1], self.num_classes).mean(dim=1)
+            plain_head = (self.plain_head.weight, self.plain_head.bias)
+            return self._run(x, Call(None, x.shape[0], head_map=plain_head))
+
+        pretexts = self.pretext.pretexts
+        values = {p.name: _chosen_states(p, aggregate) for p in pretexts}
+        e_in = math.prod([len(values[p.name]) for p in pretexts if p.site == "input"])
+        if self._linear_head and aggregate != "marginal":
+            # the feature states' average (or state 0) is one linear map: run the backbone once
+            inputs = self._evaluation_inputs(x, values)
+            head_map = self._aggregate_map(values, cache_as=aggregate)
+            scores = self._run(inputs, Call(None, inputs.shape[0], head_map=head_map))
+            if e_in == 1:
+                return scores
+            per_block = scores.view(x.shape[0], e_in, e_in, self.num_classes)
+            return per_block.diagonal(dim1=1, dim2=2).mean(dim=-1)  # each row's own input states
+        chosen = {name: torch.tensor(v, device=x.device) for name, v in values.items()}
+        inputs, states = enumerate_rows(pretexts, x, chosen)
+        e_feat = states.shape[0] // max(1, inputs.shape[0])
+        logits = self._run(inputs, Call(states, inputs.shape[0], expand=e_feat > 1))
+        if aggregate == "marginal":
+            return _inference.marginal_logits(logits, self._space)
+        scores = self._space.select(logits, states)
+        return _inference.mean_over_copies(scores, e_in * e_feat)
+
+    def to_plain(self, aggregate: Literal["features", "none", "distilled"] = "features") -> nn.Module:
+        """An ordinary classifier equal to :meth:`predict` with ``aggregate``: the backbone's own class.
+
+        A copy of the backbone whose classifier has ``num_classes`` outputs again, with the
+        weights of the aggregate: its ``state_dict()`` loads with ``strict=True`` into a fresh
+        backbone of that class, and it needs no ``ipt_compose`` to run. The joint model is left as
+        it is.
+
+        Args:
+            aggregate: ``"features"`` (the default of :meth:`predict`: the average over the
+                feature pretexts' states), ``"none"`` (state 0) or ``"distilled"`` (the plain head of
+                ``distill=True``).
+
+        Returns:
+            The plain classifier, in the joint model's training mode, device and dtype.
+
+        Raises:
+            ValueError: where one classifier cannot represent the aggregate: a feature pretext
+                inside the network (``at=...``) or one that is not a per-channel mask, or an input
+                pretext the aggregate would have to apply (no identity state). ``predict`` is
+                what to use then.
+
+        Examples:
+            >>> backbone = nn.Sequential(nn.Flatten(), nn.Linear(12, 3))
+            >>> model = JointModel(backbone, [ChannelDrop(k=2)], num_classes=3).eval()
+            >>> plain = model.to_plain()
+            >>> x = torch.rand(4, 12)
+            >>> torch.allclose(plain(x), model.predict(x), atol=1e-6)
+            True
+        """
+        if aggregate not in ("features", "none", "distilled"):
+            raise ValueError(f"aggregate must be 'features', 'none' or 'distilled', got {aggregate!r}")
+        if aggregate == "distilled":
+            if not self.distill:
+                raise ValueError("to_plain(aggregate='distilled') needs JointModel(..., distill=True)")
+            weight: Tensor = self.plain_head.weight
+            bias: Tensor | None = self.plain_head.bias
+        else:
+            if not self._linear_head:
+                inner = [p.name for p in self.feature_pretexts if p.at is not None]
+                why = (
+                    f"the feature pretexts {inner} act inside the network" if inner else
+                    "a feature pretext is not a per-channel mask (its channel_scale() is None)"
+                )
+                raise ValueError(
+                    f"no single classifier equals predict(aggregate={aggregate!r}): {why}, so the "
+                    "aggregate runs the network once per state; use model.predict(x) (or "
+                    "model(x) in eval mode) instead"
+                )
+            values = {p.name: _chosen_states(p, aggregate) for p in self.pretext.pretexts}
+            for p in self.input_pretexts:
+                if values[p.name] != (p.identity_state,):
+                    raise ValueError(
+                        f"no single classifier equals predict(aggregate={aggregate!r}): it runs the "
+                        f"input pretext {p.name!r} ({type(p).__name__}) at state "
+                        f"{list(values[p.name])}, which changes the input; use model.predict(x) "
+                        "instead, or construct the pretext with identity=True"
+                    )
+            with torch.no_grad():
+                weight, bias = self._aggregate_map(values)
+        plain = copy.deepcopy(self.backbone)
+        old = self.head
+        linear = nn.Linear(old.in_features, self.num_classes, bias=bias is not None,
+                           device=old.weight.device, dtype=old.weight.dtype)
+        with torch.no_grad():
+            linear.weight.copy_(weight)
+            if bias is not None:
+                linear.bias.copy_(bias)
+        plain.set_submodule(self.head_name, linear)
+        for site in self._inner_sites:  # the copies of the hooks go with their modules
+            plain.get_submodule(site.name)._forward_hooks.clear()
+        return plain.train(self.training)
 
     # ------------------------------------------------------------------ internals
-    def _widen_head(self) -> None:
-        old = self.backbone.get_submodule(self.head_name)
-        if not isinstance(old, nn.Linear):
-            raise TypeError(
-                f"head {self.head_name!r} must be an nn.Linear to be widened, got {type(old).__name__}"
-            )
-        if old.out_features != self.num_classes:
-            raise ValueError(
-                f"the classifier {self.head_name!r} has {old.out_features} outputs but "
-                f"num_classes={self.num_classes}; they must agree"
-            )
-        k = self.pretext.num_states
-        new = nn.Linear(
-            old.in_features,
-            old.out_features * k,
-            bias=old.bias is not None,
-            device=old.weight.device,
-            dtype=old.weight.dtype,
-        )
-        with torch.no_grad():
-            new.weight.copy_(old.weight.repeat_interleave(k, dim=0))
-            if old.bias is not None:
-                new.bias.copy_(old.bias.repeat_interleave(k, dim=0))
-        self.backbone.set_submodule(self.head_name, new)
-
-    def _run(self, x: Tensor, states: Tensor, *, capture_head: bool) -> Tensor:
-        return self._execute(x, self._prepare(x, states, capture_head=capture_head))
-
-    def _prepare(self, x: Tensor, states: Tensor, *, capture_head: bool) -> _Forward:
-        """Validate a forward's arguments and make the context its hooks read."""
+    def _training_call(self, x: Tensor, states: Tensor, *, keep_head_input: bool) -> Call:
+        """Check a forward's arguments (values only for states Compose did not draw)."""
         if not isinstance(x, Tensor):
             raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
-        check_integer_tensor("states", states)
-        n = len(self.pretext.pretexts)
-        k_feat = math.prod([p.num_states for p in self.feature_pretexts])
         if x.ndim == 0:
             raise ValueError("x must have a batch dimension")
-        batch_in = x.shape[0]
+        rows_in = x.shape[0]
+        n = len(self._space) - 1
+        trusted = not torch.compiler.is_compiling() and is_vouched(states) and states.device == x.device
+        if not trusted:
+            check_integer_tensor("states", states)
         if states.ndim != 2 or states.shape[1] != n:
             raise ValueError(
                 f"states must have shape (B', {n}) (one column per pretext: "
-                f"{[p.name for p in self.pretext.pretexts]}), got {tuple(states.shape)}"
+                f"{list(self._space.names[1:])}), got {tuple(states.shape)}"
             )
-        if states.shape[0] == batch_in:
+        if states.shape[0] == rows_in:
             expand = False
-        elif states.shape[0] == batch_in * k_feat:
-            expand = True
+        elif states.shape[0] == rows_in * self._k_feat:
+            expand = self._k_feat > 1
         else:
             raise ValueError(
-                f"states must have {batch_in} rows (one per input row, mode='sample') or "
-                f"{batch_in * k_feat} rows (input rows × {k_feat} feature states, mode='all'), "
-                f"got {states.shape[0]}"
+                f"states must have {rows_in} rows (one per input row, mode='sample') or "
+                f"{rows_in * self._k_feat} rows (input rows × {self._k_feat} feature states, "
+                f"mode='all'), got {states.shape[0]}"
             )
-        states = states.to(x.device)
-        sizes = torch.tensor([p.num_states for p in self.pretext.pretexts], device=x.device)
-        check_range("states", states, sizes, "per pretext column")
-        return _Forward(states.long(), batch_in, expand and k_feat > 1, capture_head)
+        if not trusted:
+            states = states.to(x.device, torch.long)
+            check_range("states", states, self._bounds_on(x.device), "per pretext column")
+        return Call(states, rows_in, expand=expand, keep_head_input=keep_head_input)
 
-    def _execute(self, x: Tensor, context: _Forward) -> Tensor:
-        self._context = context
+    def _run(self, x: Tensor, call: Call) -> Tensor:
+        """The backbone's forward with ``call`` bound to every site."""
+        head_site = self._head_site
+        head_site.call = call
+        for site in self._inner_sites:
+            site.call = call
         try:
             out: Tensor = self.backbone(x)
         finally:
-            self._context = None
-        missing = [p.name for i, p in enumerate(self.feature_pretexts) if i not in context.present]
-        if missing:
+            head_site.call = None
+            for site in self._inner_sites:
+                site.call = None
+        if not call.head_ran:
+            raise ValueError(self._head_never_ran(x))
+        if call.states is not None and len(call.present) != self._num_feature:
+            ran = set(call.present)
+            missing = [p.name for i, p in enumerate(self.feature_pretexts) if i not in ran]
             raise RuntimeError(
                 f"the feature pretexts {missing} never ran: their site was not reached in the "
                 "backbone's forward"
             )
         return out
 
-    def _apply_site(self, site: str, features: Tensor) -> Tensor:
-        context = self._context
-        if context is None:  # the backbone called on its own: leave it plain
-            return features
-        feature = self.feature_pretexts
-        sizes = [p.num_states for p in feature]
-        for index, column, pretext in self._site_pretexts[site]:
-            if context.expand:
-                features = _insert_factor(features, context, index, sizes)
-            context.present.append(index)
-            rows = _final_rows(features.shape[0], context, sizes)
-            features = pretext.apply(features, context.states[rows, column])
-        return features
+    def _teacher(self, features: Tensor, states: Tensor) -> Tensor:
+        """Self-distillation's teacher: the joint logits averaged over the feature states, at each
+        row's input states, from the classifier's input (one linear map per input state)."""
+        values = {p.name: tuple(range(p.num_states)) for p in self.pretext.pretexts}
+        weight, bias = self._aggregate_map(values)
+        logits = nn.functional.linear(features, weight, bias)
+        inputs = [column for column, p in enumerate(self.pretext.pretexts) if p.site == "input"]
+        if not inputs:
+            return logits
+        blocks = logits.view(features.shape[0], -1, self.num_classes)
+        sub = self._space.sub(["class", *(self._space.names[c + 1] for c in inputs)])
+        offset = sub.offset(states[:, inputs])
+        assert isinstance(offset, Tensor)
+        return blocks.gather(1, offset.view(-1, 1, 1).expand(-1, 1, self.num_classes)).squeeze(1)
 
-    def _make_site_hook(self, site: str) -> Any:
-        # a partial of a bound method, not a closure: it pickles, and deepcopy rebinds it to the copy
-        return functools.partial(self._site_hook, site)
+    def _aggregate_map(
+        self, values: dict[str, tuple[int, ...]], *, cache_as: str | None = None
+    ) -> tuple[Tensor, Tensor | None]:
+        """The head's blocks reduced over the feature states in ``values`` (one block per chosen
+        input state); with ``cache_as``, kept until the head's weights change."""
+        head = self.head
+        weight, bias = head.weight, head.bias
+        key: Any = None
+        if cache_as is not None and not torch.compiler.is_compiling():
+            key = (cache_as, id(weight), weight._version, weight.data_ptr(), weight.dtype, weight.device,
+                   None if bias is None else (id(bias), bias._version, bias.data_ptr()))
+            found = self._linear_cache.get(key)
+            if found is not None:
+                return found
+        choices = []
+        for p in self.pretext.pretexts:
+            scale = None
+            if p.site == "feature":
+                scale = p.channel_scale(head.in_features, device=weight.device, dtype=weight.dtype)
+            choices.append((values[p.name], scale))
+        result = _inference.linear_aggregate(
+            weight.detach(), None if bias is None else bias.detach(), self._space, choices
+        )
+        if key is not None:
+            self._linear_cache.clear()  # one entry: the weights' current version
+            self._linear_cache[key] = result
+        return result
 
-    def _site_hook(self, site: str, module: nn.Module, args: Any, output: Tensor) -> Tensor:
-        if not isinstance(output, Tensor):
-            raise TypeError(
-                f"the site {site!r} must output a tensor for a feature pretext, "
-                f"got {type(output).__name__}"
-            )
-        return self._apply_site(site, output)
+    def _evaluation_inputs(self, x: Tensor, values: dict[str, tuple[int, ...]]) -> Tensor:
+        """The model inputs for inference: input pretexts at the chosen states (none to apply if
+        every one is at its identity state)."""
+        inputs = self.input_pretexts
+        if all(values[p.name] == (p.identity_state,) for p in inputs):
+            return x
+        only_inputs = {p.name: torch.tensor(values[p.name], device=x.device) for p in inputs}
+        rows, _ = enumerate_rows(inputs, x, only_inputs)
+        return rows
 
-    def _head_hook(self, module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
-        context = self._context
-        if context is None:
-            return None
-        features = args[0]
-        if context.keep_head_input:
-            context.head_input = features
-        if _HEAD_SITE not in self._site_pretexts:
-            return None
-        if features.ndim != 2:
-            raise ValueError(
-                "a feature pretext at the classifier's input (at=None) needs pooled features "
-                f"(B, C), got shape {tuple(features.shape)}; pick a feature map with at='...'"
-            )
-        if context.capture_head:
-            raise _HeadInput(features)
-        return (self._apply_site(_HEAD_SITE, features), *args[1:])
+    def _bounds_on(self, device: torch.device) -> Tensor:
+        bounds = self._bounds.get(device)
+        if bounds is None:
+            bounds = self._bounds[device] = torch.tensor(self._space.sizes[1:], device=device)
+        return bounds
 
-    def _fast_head(self) -> bool:
-        return set(self._site_pretexts) == {_HEAD_SITE} and all(
-            isinstance(p, ChannelDrop) for p in self.feature_pretexts
+    def _head_never_ran(self, x: Tensor) -> str:
+        """Why the backbone's output is not the widened classifier's: name the Linear that ran last."""
+        ran: list[str] = []
+        handles = [
+            module.register_forward_hook(lambda *_, name=name: ran.append(name))
+            for name, module in self.backbone.named_modules()
+            if isinstance(module, nn.Linear)
+        ]
+        try:
+            with torch.no_grad():
+                self.backbone(x)
+        except Exception:
+            pass
+        finally:
+            for handle in handles:
+                handle.remove()
+        hint = f"; pass head={ran[-1]!r}" if ran else "; name the classifier with head='...'"
+        return (
+            f"the classifier {self.head_name!r} that JointModel widened never ran in the backbone's "
+            f"forward (the nn.Linear layers that ran: {ran}){hint}"
         )
 
-    def _head_input(self, inputs: Tensor, states: Tensor) -> Tensor:
-        """The classifier's input for ``inputs``, before any feature pretext (the head never runs)."""
-        try:
-            self._run(inputs, states, capture_head=True)
-        except _HeadInput as stop:
-            return stop.features
-        raise RuntimeError("the classifier was never reached")  # pragma: no cover
 
-    def _all_state_logits(self, features: Tensor) -> Tensor:
-        """Joint logits with every column computed under its own feature state, in one matmul.
-
-        Column ``j = (c, s, t)`` is ``(f ⊙ scale_t) · W_j + b_j``, the logit the row would get under
-        feature state ``t``: masking the weights instead of the features costs one head's matmul.
-        """
-        head = self.head
-        space = self.space
-        decoded = space.decode(torch.arange(space.size, device=features.device))  # (size, F)
-        scale = torch.ones(space.size, features.shape[1], device=features.device, dtype=features.dtype)
-        for column, p in enumerate(self.pretext.pretexts):
-            if isinstance(p, ChannelDrop):
-                table = p.channel_scale(features.shape[1], device=features.device, dtype=features.dtype)
-                scale = scale * table[decoded[:, column + 1]]
-        return nn.functional.linear(features, head.weight * scale, head.bias)
-
-    def _feature_average(self, logits: Tensor, states: Tensor) -> Tensor:
-        """Class scores ``(R, N)``: joint logits averaged over all feature states (SLA+AG).
-
-        ``states`` gives each row's input-site states; its feature columns are ignored.
-        """
-        space = self.space
-        device = logits.device
-        pretexts = self.pretext.pretexts
-        strides = torch.tensor(space.strides[1:], device=device)
-        is_input = torch.tensor([p.site == "input" for p in pretexts], device=device)
-        base = (states * strides * is_input).sum(dim=1)  # (R,)
-        feature_offsets = torch.zeros(1, dtype=torch.long, device=device)
-        for column, p in enumerate(pretexts):
-            if p.site == "feature":
-                digits = torch.arange(p.num_states, device=device) * space.strides[column + 1]
-                feature_offsets = (feature_offsets.unsqueeze(1) + digits).reshape(-1)
-        classes = torch.arange(self.num_classes, device=device) * space.strides[0]
-        cols = base.view(-1, 1, 1) + classes.view(1, -1, 1) + feature_offsets.view(1, 1, -1)
-        return logits.gather(1, cols.flatten(1)).view(cols.shape).mean(dim=2)
-
-    def _evaluation_rows(
-        self, x: Tensor, enumerate_inputs: bool, enumerate_features: bool
-    ) -> tuple[Tensor, Tensor, tuple[int, int]]:
-        """Model inputs and states for inference: each pretext enumerated or at state 0.
-
-        Rows are row-major over (sample, input states, feature states), as in ``mode="all"``.
-        """
-        values = {}
-        for p in self.pretext.pretexts:
-            enumerate_it = enumerate_inputs if p.site == "input" else enumerate_features
-            chosen = torch.arange(p.num_states) if enumerate_it else torch.tensor([p.identity_state or 0])
-            values[p.name] = chosen.to(x.device)
-        inputs, states = enumerate_rows(self.pretext.pretexts, x, values)
-        e_in = math.prod([len(values[p.name]) for p in self.input_pretexts])
-        e_feat = math.prod([len(values[p.name]) for p in self.feature_pretexts])
-        return inputs, states, (e_in, e_feat)
+def _chosen_states(p: Pretext, aggregate: str) -> tuple[int, ...]:
+    """The states ``predict(aggregate=...)`` runs a pretext at."""
+    if aggregate == "all" or (aggregate == "features" and p.site == "feature"):
+        return tuple(range(p.num_states))
+    if aggregate == "features":  # an input pretext: its identity state
+        assert p.identity_state is not None
+        return (p.identity_state,)
+    return (0,)
 
 
-def _insert_factor(features: Tensor, context: _Forward, index: int, sizes: list[int]) -> Tensor:
-    """Replicate rows for feature factor ``index``, keeping rows row-major in list order."""
-    before = math.prod([sizes[i] for i in context.present if i < index])
-    after = math.prod([sizes[i] for i in context.present if i > index])
-    rest = features.shape[1:]
-    grouped = features.reshape(context.batch_in * before, 1, after, *rest)
-    expanded = grouped.expand(-1, sizes[index], -1, *rest)
-    return expanded.reshape(-1, *rest)
-
-
-def _final_rows(count: int, context: _Forward, sizes: list[int]) -> Tensor | slice:
-    """Index of the output row that each of ``count`` current rows feeds (absent factors at 0)."""
-    if not context.expand:
-        return slice(None)
-    device = context.states.device
-    rows = torch.arange(count, device=device)
-    present = sorted(context.present)
-    final = torch.zeros_like(rows)
-    remaining = rows
-    # strides of the full feature grid (innermost last)
-    full_strides = [math.prod(sizes[i + 1 :]) for i in range(len(sizes))]
-    for i in reversed(present):
-        digit = remaining % sizes[i]
-        remaining = torch.div(remaining, sizes[i], rounding_mode="floor")
-        final = final + digit * full_strides[i]
-    return remaining * math.prod(sizes) + final
-
-
-def _find_head(backbone: nn.Module, head: str | None) -> str:
+def _find_head(backbone: nn.Module, head: str | None, num_classes: int) -> str:
+    """The classifier to widen: ``head``, else the last-defined ``nn.Linear`` with ``num_classes``
+    outputs (else the last ``nn.Linear``, for the error that follows)."""
     if head is not None:
         _get_submodule(backbone, head, "head")
         return str(head)
-    linear: list[str] = [n for n, m in backbone.named_modules() if isinstance(m, nn.Linear)]
+    linear = [(n, m) for n, m in backbone.named_modules() if isinstance(m, nn.Linear)]
     if not linear:
-        raise ValueError(
-            "backbone has no nn.Linear classifier to widen; name it with head='...'"
-        )
-    return linear[-1]
+        raise ValueError("backbone has no nn.Linear classifier to widen; name it with head='...'")
+    matching = [n for n, m in linear if m.out_features == num_classes]
+    return matching[-1] if matching else str(linear[-1][0])
 
 
 def _get_submodule(backbone: nn.Module, name: str, argument: str) -> nn.Module:

@@ -6,6 +6,7 @@ import math
 from collections.abc import Iterable, Iterator, Sequence
 
 import torch
+from einops import rearrange
 from torch import Tensor
 
 from ipt_compose._checks import check_integer_tensor, check_positive_int, check_range
@@ -177,6 +178,65 @@ class LabelSpace:
         strides = torch.tensor(self.strides, device=joint.device)
         return torch.div(joint.long().unsqueeze(-1), strides, rounding_mode="floor") % sizes
 
+    # ------------------------------------------------------------------ the layout as einops patterns
+    @property
+    def pattern(self) -> str:
+        """The joint axis as an einops composition: ``"(c s1 s2)"`` for ``class × p1 × p2``.
+
+        ``c`` is the class factor and ``s1, s2, …`` the pretext factors in order, so
+        ``rearrange(z, f"b {space.pattern} -> b c s1 s2", **space.axes)`` splits joint values.
+        """
+        return "(" + " ".join(self._axis_names()) + ")"
+
+    @property
+    def axes(self) -> dict[str, int]:
+        """The size of every axis of :attr:`pattern`, for einops: ``{"c": N, "s1": K1, …}``."""
+        return dict(zip(self._axis_names(), self._sizes, strict=True))
+
+    def unflatten(self, values: Tensor, dim: int = -1) -> Tensor:
+        """Split the joint axis ``dim`` into one axis per factor (a view, class-major).
+
+        Examples:
+            >>> space = LabelSpace([("class", 2), ("rotation", 4)])
+            >>> space.unflatten(torch.arange(8)).tolist()
+            [[0, 1, 2, 3], [4, 5, 6, 7]]
+        """
+        self._check_joint_axis("values", values, dim)
+        dim = dim % values.ndim
+        lead = " ".join(f"a{i}" for i in range(dim))
+        trail = " ".join(f"z{i}" for i in range(values.ndim - dim - 1))
+        split = " ".join(self._axis_names())
+        return rearrange(values, f"{lead} {self.pattern} {trail} -> {lead} {split} {trail}", **self.axes)
+
+    def flatten(self, values: Tensor, dim: int = -1) -> Tensor:
+        """Merge the ``len(space)`` factor axes starting at ``dim`` into one joint axis (inverse of
+        :meth:`unflatten`)."""
+        if not isinstance(values, Tensor):
+            raise TypeError(f"values must be a torch.Tensor, got {type(values).__name__}")
+        dim = dim % values.ndim if dim >= 0 else values.ndim + dim - len(self._sizes) + 1
+        if dim < 0 or tuple(values.shape[dim : dim + len(self._sizes)]) != self._sizes:
+            raise ValueError(
+                f"values must hold the factor axes {self._sizes} at dim {dim}, got shape "
+                f"{tuple(values.shape)}"
+            )
+        lead = " ".join(f"a{i}" for i in range(dim))
+        trail = " ".join(f"z{i}" for i in range(values.ndim - dim - len(self._sizes)))
+        split = " ".join(self._axis_names())
+        return rearrange(values, f"{lead} {split} {trail} -> {lead} {self.pattern} {trail}")
+
+    def _axis_names(self) -> list[str]:
+        return ["c", *(f"s{i}" for i in range(1, len(self._sizes)))]
+
+    def _check_joint_axis(self, name: str, values: object, dim: int) -> None:
+        if not isinstance(values, Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(values).__name__}")
+        if values.ndim == 0 or values.shape[dim] != self.size:
+            which = "last dimension" if dim == -1 else f"dimension {dim}"
+            raise ValueError(
+                f"{name} must have {which} {self.size} (the size of {self!r}), "
+                f"got shape {tuple(values.shape)}"
+            )
+
     # ------------------------------------------------------------------ marginals
     def marginal(self, values: Tensor, keep: Sequence[str], *, logits: bool = False) -> Tensor:
         """Reduce joint values over every factor not in ``keep``.
@@ -201,13 +261,55 @@ class LabelSpace:
             >>> space.marginal(torch.full((1, 8), 0.125), keep=["class"])
             tensor([[0.5000, 0.5000]])
         """
-        if not isinstance(values, Tensor):
-            raise TypeError(f"values must be a torch.Tensor, got {type(values).__name__}")
-        if values.ndim == 0 or values.shape[-1] != self.size:
-            raise ValueError(
-                f"values must have last dimension {self.size} (the size of {self!r}), "
-                f"got shape {tuple(values.shape)}"
-            )
+        self._check_joint_axis("values", values, -1)
+        kept = self._kept_positions(keep)
+        grid = self.unflatten(values)
+        dropped = tuple(values.ndim - 1 + i for i in range(len(self._sizes)) if i not in kept)
+        if dropped:
+            grid = torch.logsumexp(grid, dim=dropped) if logits else grid.sum(dim=dropped)
+        # the kept axes, row-major: the sub-space's layout (no -1: the leading dims may hold a 0)
+        return grid.reshape(*values.shape[:-1], math.prod([self._sizes[i] for i in kept]))
+
+    def select(self, values: Tensor, states: Tensor | Sequence[int]) -> Tensor:
+        """Per row, the values of every class at that row's pretext states.
+
+        ``out[r, c] = values[r, encode(c, *states[r])]``: the column of each class at the given
+        states. With one tuple of states for every row it is a view of ``values``.
+
+        Args:
+            values: joint values, one row per state row.
+            states: the pretext states of each row ``(R, F - 1)``, or one sequence of ``F - 1``
+                ints for all rows.
+
+        Returns:
+            The class values ``(R, N)``.
+
+        Examples:
+            >>> space = LabelSpace([("class", 2), ("rotation", 4)])
+            >>> space.select(torch.arange(8.0).expand(2, 8), torch.tensor([[1], [3]]))
+            tensor([[1., 5.],
+                    [3., 7.]])
+        """
+        self._check_joint_axis("values", values, -1)
+        per_class: Tensor = values.unflatten(-1, (self._sizes[0], self.size // self._sizes[0]))
+        offsets = self.offset(states)
+        if not isinstance(offsets, Tensor):  # one offset for every row: a view
+            return per_class[..., offsets]
+        picked = per_class.gather(-1, offsets.view(-1, 1, 1).expand(-1, self._sizes[0], 1))
+        return picked.squeeze(-1)
+
+    def offset(self, states: Tensor | Sequence[int]) -> Tensor | int:
+        """The joint index of class 0 at the given pretext states (``encode((0, *states))``).
+
+        A joint index is ``class * (size / N) + offset(states)``. Ints in, an int out; a ``(*, F - 1)``
+        tensor in, a ``(*)`` long tensor out.
+        """
+        strides = self.strides[1:]
+        if not isinstance(states, Tensor):
+            return sum(int(s) * stride for s, stride in zip(states, strides, strict=True))
+        return (states.long() * torch.tensor(strides, device=states.device)).sum(dim=-1)
+
+    def _kept_positions(self, keep: Sequence[str]) -> set[int]:
         if isinstance(keep, str):
             keep = [keep]
         unknown = [name for name in keep if name not in self._names]
@@ -218,12 +320,7 @@ class LabelSpace:
         kept = {self.index(name) for name in keep}
         if len(kept) != len(keep):
             raise ValueError(f"keep must not repeat a factor, got {list(keep)}")
-        lead = values.shape[:-1]
-        grid = values.reshape(*lead, *self._sizes)
-        dropped = tuple(len(lead) + i for i in range(len(self._sizes)) if i not in kept)
-        if dropped:
-            grid = torch.logsumexp(grid, dim=dropped) if logits else grid.sum(dim=dropped)
-        return grid.reshape(*lead, math.prod([self._sizes[i] for i in kept]))  # no -1: lead may hold a 0
+        return kept
 
     def sub(self, keep: Sequence[str]) -> LabelSpace:
         """The space of the factors in ``keep`` (in this space's order); must keep ``"class"``."""
@@ -231,3 +328,34 @@ class LabelSpace:
         return LabelSpace(
             [(n, s) for i, (n, s) in enumerate(zip(self._names, self._sizes, strict=True)) if i in kept]
         )
+
+
+# ---------------------------------------------------------------------- joint indices of targets
+# A target's joint indices need only the pretext factors' sizes (the class count may be unknown):
+# the class-major layout makes ``j = class * K + offset``, whatever ``N`` is.
+
+
+def lift_index(index: Tensor, states: Tensor, num_states: int) -> Tensor:
+    """Joint indices after appending a factor of ``num_states`` states (innermost): ``j K + s``.
+
+    ``index`` is ``(B, M)``; ``states`` ``(B,)``, one state per row.
+    """
+    return torch.add(states.unsqueeze(1), index, alpha=num_states)
+
+
+def project_index(index: Tensor, sizes: Sequence[int], kept: Sequence[bool]) -> Tensor:
+    """Joint indices over ``class × p1 × …`` mapped onto ``class`` × the kept pretext factors.
+
+    Args:
+        index: joint indices, any shape.
+        sizes: the pretext factors' sizes (after ``class``), in order.
+        kept: for each pretext factor, whether it stays.
+    """
+    out = torch.div(index, math.prod(sizes), rounding_mode="floor")  # the class
+    stride = math.prod(sizes)
+    for size, keep in zip(sizes, kept, strict=True):
+        stride //= size
+        if keep:
+            digit = torch.div(index, stride, rounding_mode="floor") % size
+            out = out * size + digit
+    return out

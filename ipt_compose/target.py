@@ -1,17 +1,20 @@
 """Joint training targets: distributions over a :class:`~ipt_compose.LabelSpace`, kept sparse.
 
-A :class:`JointTarget` holds one probability distribution per row over ``class × p1 × p2 …``. It
-has two forms that behave identically:
-
-* **mixture** — per row a few weighted joint indices ``(index, weight)``, both ``(B, M)``. Hard
-  labels give ``M = 1``; every MixUp/CutMix doubles ``M``; lifting by a pretext keeps ``M``. The
-  ``(B, N*K)`` tensor is never built.
-* **dense** — probabilities ``(B, size)``, what soft labels ``(B, N)`` from torchvision's or timm's
-  mixers are before any pretext is applied. Lifting a dense target turns it into a mixture with
-  ``M = N`` (the nonzero columns of ``p ⊗ onehot(s)``).
+A :class:`JointTarget` holds one probability distribution per row over ``class × p1 × p2 …`` as a
+mixture: per row ``M`` weighted joint indices, ``index`` and ``weight``, both ``(B, M)``. Hard labels
+give ``M = 1``; every MixUp/CutMix doubles ``M``; lifting by a pretext keeps it. Soft labels
+``(B, N)`` (torchvision's or timm's mixers) are the mixture whose ``M = N`` components are every
+class, in order: one index vector shared by all rows (a stride-0 view, see :attr:`is_dense`), so they
+cost no more than the probabilities themselves. The ``(B, N*K)`` tensor is never built unless
+:meth:`~JointTarget.dense` is asked for.
 
 Because the joint layout is class-major (design item 2), a joint index does not depend on the class
 count, so hard labels need ``num_classes`` only when :meth:`JointTarget.dense` is asked for.
+
+Every method that takes values from outside (labels, states, a pairing, ``λ``) checks them, with one
+fused comparison each; :meth:`~JointTarget.lift` and :meth:`~JointTarget.mix` take
+``validate=False`` for values the caller produced itself (:class:`~ipt_compose.Compose` and the
+mixers pass it for the states and pairings they draw).
 """
 
 from __future__ import annotations
@@ -28,8 +31,9 @@ from ipt_compose._checks import (
     check_probabilities,
     check_range,
     check_values,
+    describe,
 )
-from ipt_compose.space import LabelSpace
+from ipt_compose.space import LabelSpace, lift_index, project_index
 
 __all__ = ["JointTarget"]
 
@@ -45,11 +49,13 @@ class JointTarget:
 
     Args:
         weight: per-row weights. With ``index`` they are mixture weights ``(B, M)``; without, the
-            dense probabilities ``(B, size)``.
-        index: joint indices ``(B, M)`` (``torch.long``) of the mixture form, or ``None`` for the
-            dense form.
+            probabilities of every joint label ``(B, size)`` (the dense form).
+        index: joint indices ``(B, M)`` of the mixture, or ``None`` for the dense form.
         num_classes: size of the class factor, or ``None`` when unknown (hard labels only).
         factors: the pretext factors after ``"class"``, as ``(name, size)`` pairs in order.
+
+    The constructor checks the values it is given: rows are non-negative and sum to 1, indices lie
+    in the space (or are non-negative when the class count is unknown).
 
     Shape:
         - index: :math:`(B, M)`
@@ -64,6 +70,11 @@ class JointTarget:
 
     __slots__ = ("_factors", "_index", "_num_classes", "_weight")
 
+    _index: Tensor
+    _weight: Tensor | None  # None: one component of weight 1 per row (hard labels)
+    _num_classes: int | None
+    _factors: Factors
+
     def __init__(
         self,
         weight: Tensor,
@@ -73,21 +84,23 @@ class JointTarget:
         factors: Sequence[tuple[str, int]] = (),
     ) -> None:
         if not isinstance(weight, Tensor) or not weight.is_floating_point():
-            raise TypeError(f"weight must be a floating-point tensor, got {_describe(weight)}")
+            raise TypeError(f"weight must be a floating-point tensor, got {describe(weight)}")
         if weight.ndim != 2:
             raise ValueError(f"weight must have shape (B, M), got shape {tuple(weight.shape)}")
-        self._factors: Factors = tuple((str(n), int(s)) for n, s in factors)
+        pairs = tuple((str(n), int(s)) for n, s in factors)
         if num_classes is not None:
             check_positive_int("num_classes", num_classes)
-        self._num_classes = num_classes
+        space_size = None if num_classes is None else num_classes * math.prod(s for _, s in pairs)
         if index is None:
-            if num_classes is None:
+            if space_size is None:
                 raise ValueError("num_classes is required for the dense form (index=None)")
-            if weight.shape[1] != self.space().size:
+            if weight.shape[1] != space_size:
                 raise ValueError(
-                    f"weight must have {self.space().size} columns (the size of {self.space()!r}) "
-                    f"in the dense form, got {weight.shape[1]}"
+                    f"weight must have {space_size} columns (the size of "
+                    f"{LabelSpace([('class', num_classes), *pairs])!r}) in the dense form, "  # type: ignore[list-item]
+                    f"got {weight.shape[1]}"
                 )
+            index = _all_labels(weight)
         else:
             check_integer_tensor("index", index)
             if index.shape != weight.shape:
@@ -95,9 +108,28 @@ class JointTarget:
                     f"index and weight must have the same shape (B, M), got {tuple(index.shape)} "
                     f"and {tuple(weight.shape)}"
                 )
-            index = index.long()
+            if space_size is None:
+                check_values(index.ge(0).all(), "index must hold non-negative joint indices")
+            else:
+                check_range("index", index, space_size, "joint index")
+            index = index.to(weight.device, torch.long).contiguous()
+        check_probabilities("weight", weight.detach())
+        self._set(index, weight, num_classes, pairs)
+
+    def _set(self, index: Tensor, weight: Tensor | None, num_classes: int | None, factors: Factors) -> None:
         self._index = index
         self._weight = weight
+        self._num_classes = num_classes
+        self._factors = factors
+
+    @classmethod
+    def _make(
+        cls, index: Tensor, weight: Tensor | None, num_classes: int | None, factors: Factors
+    ) -> JointTarget:
+        """A target from values this module produced or checked (no checks)."""
+        target = cls.__new__(cls)
+        target._set(index, weight, num_classes, factors)
+        return target
 
     # ------------------------------------------------------------------ constructors
     @classmethod
@@ -111,7 +143,7 @@ class JointTarget:
                 it); for probabilities it must equal their width if given.
 
         Returns:
-            The target: the mixture form for hard labels, the dense form for probabilities.
+            The target: one component per row for hard labels, every class for probabilities.
 
         Shape:
             - labels: :math:`(B)` or :math:`(B, N)`
@@ -126,13 +158,18 @@ class JointTarget:
         if num_classes is not None:
             check_positive_int("num_classes", num_classes)
         if labels.is_floating_point():
+            if labels.ndim == 1:
+                raise TypeError(
+                    f"labels of shape (B,) must be integer class indices, got dtype {labels.dtype}; "
+                    "probabilities must have shape (B, N)"
+                )
             check_probabilities("labels", labels)
             if num_classes is not None and labels.shape[1] != num_classes:
                 raise ValueError(
                     f"labels are probabilities over {labels.shape[1]} classes but num_classes is "
                     f"{num_classes}; they must agree"
                 )
-            return cls(labels, None, num_classes=labels.shape[1])
+            return cls._make(_all_labels(labels), labels, labels.shape[1], ())
         check_integer_tensor("labels", labels)
         if labels.ndim != 1:
             raise ValueError(
@@ -140,18 +177,16 @@ class JointTarget:
                 f"got an integer tensor of shape {tuple(labels.shape)}"
             )
         if num_classes is None:
-            check_values(labels >= 0, "labels must be non-negative class indices")
+            check_values(labels.ge(0).all(), "labels must be non-negative class indices")
         else:
             check_range("labels", labels, num_classes, "class index")
-        index = labels.long().unsqueeze(1)
-        weight = torch.ones(index.shape, dtype=torch.get_default_dtype(), device=labels.device)
-        return cls(weight, index, num_classes=num_classes)
+        return cls._make(labels.long().unsqueeze(1), None, num_classes, ())
 
     # ------------------------------------------------------------------ description
     @property
     def batch_size(self) -> int:
         """Number of rows ``B``."""
-        return self._weight.shape[0]
+        return self._index.shape[0]
 
     @property
     def num_classes(self) -> int | None:
@@ -170,29 +205,37 @@ class JointTarget:
 
     @property
     def is_dense(self) -> bool:
-        """Whether the target is held in the dense form."""
-        return self._index is None
+        """Whether every joint label is a component, in order (soft labels before any pretext)."""
+        return self._index.stride(0) == 0 and self._index.shape[1] == self._width()
+
+    @property
+    def hard_labels(self) -> Tensor | None:
+        """The joint label of each row ``(B,)`` when every row is one joint label of weight 1.
+
+        That is hard labels lifted by pretexts (no mixing, no soft labels); ``None`` otherwise.
+        :func:`~ipt_compose.joint_cross_entropy` then is ``F.cross_entropy`` on these indices.
+        """
+        return self._index[:, 0] if self._weight is None else None
 
     @property
     def index(self) -> Tensor:
-        """Joint indices ``(B, M)`` of the mixture form (``arange(size)`` rows for a dense one)."""
-        if self._index is None:
-            cols = torch.arange(self._weight.shape[1], device=self._weight.device)
-            return cols.expand(self._weight.shape)
+        """Joint indices ``(B, M)`` (``torch.long``)."""
         return self._index
 
     @property
     def weight(self) -> Tensor:
-        """Weights ``(B, M)`` aligned with :attr:`index`."""
+        """Weights ``(B, M)`` aligned with :attr:`index`; rows sum to 1."""
+        if self._weight is None:
+            return torch.ones(self._index.shape, dtype=torch.get_default_dtype(), device=self.device)
         return self._weight
 
     @property
     def device(self) -> torch.device:
-        return self._weight.device
+        return self._index.device
 
     @property
     def dtype(self) -> torch.dtype:
-        return self._weight.dtype
+        return torch.get_default_dtype() if self._weight is None else self._weight.dtype
 
     def space(self, num_classes: int | None = None) -> LabelSpace:
         """The :class:`LabelSpace` of this target.
@@ -208,18 +251,21 @@ class JointTarget:
         return self.batch_size
 
     def __repr__(self) -> str:
-        form = "dense" if self.is_dense else f"mixture, M={self._weight.shape[1]}"
+        form = "dense" if self.is_dense else f"mixture, M={self._index.shape[1]}"
         names = ["class", *(n for n, _ in self._factors)]
         return f"JointTarget(B={self.batch_size}, {form}, factors={names}, num_classes={self._num_classes})"
 
     # ------------------------------------------------------------------ algebra
-    def lift(self, states: Tensor, name: str, num_states: int) -> JointTarget:
+    def lift(self, states: Tensor, name: str, num_states: int, *, validate: bool = True) -> JointTarget:
         """Append a pretext factor: row ``i`` becomes ``p_i ⊗ onehot(states[i])`` (design item 4).
 
         Args:
             states: the pretext state of each row.
             name: the new factor's name (unique in the space).
             num_states: the new factor's size ``K``.
+            validate: check ``states`` (shape, dtype, range). ``False`` is for states the caller
+                drew itself (``torch.long``, in range, on the target's device), as
+                :class:`~ipt_compose.Compose` does; wrong states then give a wrong target.
 
         Returns:
             The lifted target; marginalising ``name`` out gives this target back.
@@ -232,34 +278,34 @@ class JointTarget:
             >>> t.lift(torch.tensor([2]), "rotation", 4).index
             tensor([[6]])
         """
-        check_positive_int("num_states", num_states)
-        if name == "class" or name in dict(self._factors):
-            raise ValueError(f"name must be a new factor name, got {name!r} which is already used")
-        return self._lift(self._check_states("states", states, num_states), name, num_states)
-
-    def _lift(self, states: Tensor, name: str, num_states: int) -> JointTarget:
-        """:meth:`lift` for states the library drew itself (already long, in range, on device)."""
-        index = self.index * num_states + states.unsqueeze(1).to(self._weight.device)
-        return JointTarget(
+        if validate:
+            check_positive_int("num_states", num_states)
+            if name == "class" or name in dict(self._factors):
+                raise ValueError(f"name must be a new factor name, got {name!r} which is already used")
+            states = self._check_rows("states", states, num_states)
+        return JointTarget._make(
+            lift_index(self._index, states, num_states),
             self._weight,
-            index,
-            num_classes=self._num_classes,
-            factors=(*self._factors, (name, num_states)),
+            self._num_classes,
+            (*self._factors, (name, num_states)),
         )
 
-    def mix(self, pairing: Tensor, lam: Tensor | float) -> JointTarget:
+    def mix(self, pairing: Tensor | int, lam: Tensor | float, *, validate: bool = True) -> JointTarget:
         """MixUp/CutMix label rule: row ``i`` becomes ``λ p_i + (1 - λ) p_{π(i)}`` (design item 5).
 
         ``λ`` weights the row's own label (torchvision's and timm's convention; for CutMix
         ``λ = 1 - box area / image area``).
 
         Args:
-            pairing: the partner ``π(i)`` of each row (any index tensor, e.g. a permutation or
-                ``arange(B).roll(1)``).
+            pairing: the partner ``π(i)`` of each row (an index tensor, e.g. a permutation), or
+                an int ``shift``: row ``i`` is paired with row ``i - shift`` (``torch.roll``, as
+                torchvision's mixers pair rows with ``shift=1``).
             lam: the weight of each row's own label: a float, a scalar tensor or one per row.
+            validate: check ``pairing`` and ``lam``. ``False`` is for values the caller drew
+                itself (as the mixers do).
 
         Returns:
-            The mixed target over the same space. A mixture target's ``M`` doubles; a dense one
+            The mixed target over the same space. ``M`` doubles, except for a dense target, which
             stays dense.
 
         Shape:
@@ -272,20 +318,24 @@ class JointTarget:
             tensor([[0.7500, 0.2500],
                     [0.2500, 0.7500]])
         """
-        return self._mix(self._check_states("pairing", pairing, self.batch_size), self._check_lam(lam))
-
-    def _mix(self, pairing: Tensor, lam: Tensor) -> JointTarget:
-        """:meth:`mix` for a pairing and λ that a mixer drew itself (valid by construction)."""
-        lam = lam.to(self._weight.dtype)
-        own = lam.unsqueeze(1) if lam.ndim == 1 else lam
-        weight = self._weight
-        if self._index is None:
-            mixed = own * weight + (1 - own) * weight[pairing]
-            return self._with(mixed, None)
-        return self._with(
-            torch.cat([own * weight, (1 - own) * weight[pairing]], dim=1),
-            torch.cat([self._index, self._index[pairing]], dim=1),
-        )
+        if validate:
+            if isinstance(pairing, bool) or not isinstance(pairing, int | Tensor):
+                raise TypeError(f"pairing must be an index tensor or an int shift, got {describe(pairing)}")
+            if isinstance(pairing, Tensor):
+                pairing = self._check_rows("pairing", pairing, self.batch_size)
+            lam = self._check_lam(lam)
+        own = _column(lam, self.dtype, self.device)
+        index = self._index
+        if index.stride(0) == 0:  # every row has the same components: mix the weights alone
+            weight = self.weight
+            mixed = _blend(own, weight, _partner(weight, pairing))
+            return JointTarget._make(index, mixed, *self._space_args())
+        partner_index = _partner(index, pairing)
+        if self._weight is None:  # hard labels: λ and 1 - λ
+            weight = torch.cat([own, 1 - own], dim=1).expand(index.shape[0], 2)
+        else:
+            weight = torch.cat([own * self._weight, (1 - own) * _partner(self._weight, pairing)], dim=1)
+        return JointTarget._make(torch.cat([index, partner_index], dim=1), weight, *self._space_args())
 
     def marginal(self, keep: Sequence[str] = ("class",)) -> JointTarget:
         """Sum out every factor not in ``keep`` (``"class"`` must be kept).
@@ -304,18 +354,13 @@ class JointTarget:
         if "class" not in keep:
             raise ValueError(f"keep must include 'class' (a target's first factor), got {list(keep)}")
         kept_factors = tuple((n, s) for n, s in self._factors if n in keep)
-        if self._index is None:
-            dense = self.space().marginal(self._weight, keep)
-            return JointTarget(dense, None, num_classes=self._num_classes, factors=kept_factors)
-        # Joint index = class * prod(sizes) + row-major offset of the pretext states.
-        new_index = torch.div(self._index, self.num_states, rounding_mode="floor")
-        stride = self.num_states
-        for name, size in self._factors:
-            stride //= size
-            if name in keep:
-                digit = torch.div(self._index, stride, rounding_mode="floor") % size
-                new_index = new_index * size + digit
-        return self._with(self._weight, new_index, factors=kept_factors)
+        if self.is_dense:
+            dense = self.space().marginal(self.weight, keep)
+            return JointTarget._make(_all_labels(dense), dense, self._num_classes, kept_factors)
+        index = project_index(
+            self._index, [s for _, s in self._factors], [n in keep for n, _ in self._factors]
+        )
+        return JointTarget._make(index, self._weight, self._num_classes, kept_factors)
 
     def dense(self, num_classes: int | None = None) -> Tensor:
         """The probabilities ``(B, size)`` that ``F.cross_entropy(logits, dense)`` takes as-is.
@@ -330,35 +375,39 @@ class JointTarget:
             - output: :math:`(B, N \\cdot K_1 \\cdots K_m)`
         """
         space = self.space(num_classes)
-        if self._index is None:
-            return self._weight
-        check_range("labels", torch.div(self._index, self.num_states, rounding_mode="floor"),
-                    space.num_classes, "class index")
-        out = self._weight.new_zeros(self.batch_size, space.size)
-        return out.scatter_add_(1, self._index, self._weight)
+        if self.is_dense:
+            return self.weight
+        if self._num_classes is None:
+            classes = torch.div(self._index, self.num_states, rounding_mode="floor")
+            check_range("labels", classes, space.num_classes, "class index")
+        weight = self.weight
+        out = weight.new_zeros(self.batch_size, space.size)
+        return out.scatter_add_(1, self._index, weight)
 
     def repeat_interleave(self, repeats: int) -> JointTarget:
         """Repeat each row ``repeats`` times in place order (row ``r`` ← row ``r // repeats``)."""
         check_positive_int("repeats", repeats)
-        index = None if self._index is None else self._index.repeat_interleave(repeats, dim=0)
-        return self._with(self._weight.repeat_interleave(repeats, dim=0), index)
+        index = self._index
+        if index.stride(0) == 0 and index.shape[0]:
+            index = _shared_rows(index[0], index.shape[0] * repeats)
+        else:
+            index = index.repeat_interleave(repeats, dim=0)
+        weight = None if self._weight is None else self._weight.repeat_interleave(repeats, dim=0)
+        return JointTarget._make(index, weight, *self._space_args())
 
     def to(self, *args: object, **kwargs: object) -> JointTarget:
         """Move the weights (and indices) like :meth:`torch.Tensor.to`; indices stay ``long``."""
-        weight = self._weight.to(*args, **kwargs)  # type: ignore[call-overload]
-        index = None if self._index is None else self._index.to(weight.device)
-        return self._with(weight, index)
+        weight = self.weight.to(*args, **kwargs)  # type: ignore[call-overload]
+        index = self._index.to(weight.device)
+        keep_ones = self._weight is None and weight.dtype == torch.get_default_dtype()
+        return JointTarget._make(index, None if keep_ones else weight, *self._space_args())
 
     # ------------------------------------------------------------------ helpers
-    def _with(
-        self, weight: Tensor, index: Tensor | None, *, factors: Factors | None = None
-    ) -> JointTarget:
-        return JointTarget(
-            weight,
-            index,
-            num_classes=self._num_classes,
-            factors=self._factors if factors is None else factors,
-        )
+    def _space_args(self) -> tuple[int | None, Factors]:
+        return self._num_classes, self._factors
+
+    def _width(self) -> int | None:
+        return None if self._num_classes is None else self._num_classes * self.num_states
 
     def _resolve_num_classes(self, num_classes: int | None) -> int:
         if num_classes is not None:
@@ -375,28 +424,54 @@ class JointTarget:
             )
         return self._num_classes
 
-    def _check_states(self, name: str, states: Tensor, high: int) -> Tensor:
+    def _check_rows(self, name: str, states: Tensor, high: int) -> Tensor:
         check_integer_tensor(name, states)
         if states.shape != (self.batch_size,):
             raise ValueError(
                 f"{name} must have shape ({self.batch_size},) (one per row), got {tuple(states.shape)}"
             )
         check_range(name, states, high)
-        return states.long()
+        return states.to(self.device, torch.long)
 
-    def _check_lam(self, lam: Tensor | float) -> Tensor:
+    def _check_lam(self, lam: Tensor | float) -> Tensor | float:
         if isinstance(lam, bool) or not isinstance(lam, Tensor | float | int):
             raise TypeError(f"lam must be a float or a tensor, got {type(lam).__name__}")
-        lam_t = torch.as_tensor(lam, dtype=self._weight.dtype, device=self._weight.device)
-        if lam_t.shape not in ((), (self.batch_size,)):
+        if not isinstance(lam, Tensor):
+            if not 0 <= lam <= 1:
+                raise ValueError(f"lam must lie in [0, 1], got {lam}")
+            return float(lam)
+        if lam.shape not in ((), (self.batch_size,)):
             raise ValueError(
-                f"lam must be a scalar or have shape ({self.batch_size},), got {tuple(lam_t.shape)}"
+                f"lam must be a scalar or have shape ({self.batch_size},), got {tuple(lam.shape)}"
             )
-        check_values((lam_t >= 0) & (lam_t <= 1), "lam must lie in [0, 1]")
-        return lam_t
+        check_values(lam.ge(0).all() & lam.le(1).all(), "lam must lie in [0, 1]")
+        return lam
 
 
-def _describe(value: object) -> str:
-    if isinstance(value, Tensor):
-        return f"a tensor of dtype {value.dtype}"
-    return type(value).__name__
+def _all_labels(weight: Tensor) -> Tensor:
+    """The index of the dense form: every column, in order, one vector shared by all rows."""
+    return _shared_rows(torch.arange(weight.shape[1], device=weight.device), weight.shape[0])
+
+
+def _shared_rows(row: Tensor, batch: int) -> Tensor:
+    """``row`` as the index of ``batch`` rows, one vector shared by all (row stride 0, even for
+    ``batch == 1``, which ``expand`` would give stride ``M``)."""
+    return row.as_strided((batch, row.shape[0]), (0, row.stride(0)))
+
+
+def _column(lam: Tensor | float, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """``λ`` as a ``(B, 1)`` or ``(1, 1)`` column of the target's dtype and device."""
+    if not isinstance(lam, Tensor):
+        return torch.full((1, 1), lam, dtype=dtype, device=device)
+    return lam.to(device=device, dtype=dtype).reshape(-1, 1)
+
+
+def _partner(values: Tensor, pairing: Tensor | int) -> Tensor:
+    """The rows of each row's partner: ``values[pairing]``, or a roll by ``pairing`` rows."""
+    if isinstance(pairing, int):
+        return values.roll(pairing, dims=0) if values.stride(0) else values
+    return values[pairing]
+
+
+def _blend(own: Tensor, mine: Tensor, theirs: Tensor) -> Tensor:
+    return own * mine + (1 - own) * theirs

@@ -231,7 +231,8 @@ SOFT = JointTarget.from_labels(torch.tensor([[0.5, 0.5], [1.0, 0.0]]))
         (torch.tensor([[0.5, 0.6]]), None, ValueError, r"^labels rows must sum to 1"),
         (torch.tensor([[1.5, -0.5]]), None, ValueError, r"^labels must be non-negative"),
         (torch.tensor([[float("nan"), 1.0]]), None, ValueError, r"^labels must not contain NaN"),
-        (torch.tensor([0.5, 0.5]), None, ValueError, r"^labels must have shape \(B, N\)"),
+        # float class indices: the message is about the dtype (issue 12), not the shape
+        (torch.tensor([0.5, 0.5]), None, TypeError, r"^labels of shape \(B,\) must be integer class indices"),
         (torch.tensor([0, 3]), 3, ValueError, r"^labels \(class index\) must lie in \[0, 3\)"),
         (torch.tensor([-1, 0]), 3, ValueError, r"^labels"),
         (torch.tensor([-1, 0]), None, ValueError, r"^labels must be non-negative"),

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from ipt_compose._checks import check_positive_int
-from ipt_compose.pretext.base import Pretext, grid_cells, keep_memory_format, split_ids
+from ipt_compose.pretext.base import Pretext, _erase_cells, _keep_memory_format, _split_ids
 
 __all__ = ["ChannelDrop", "RegionDrop"]
 
@@ -85,7 +85,7 @@ class ChannelDrop(Pretext):
             )
         if self.groups == "interleaved":
             return torch.arange(num_channels, device=device) % self.k
-        ids = split_ids(num_channels, self.k, device)
+        ids = _split_ids(num_channels, self.k, device)
         if self.groups == "random":
             gen = torch.Generator().manual_seed(self.seed)
             ids = ids[torch.randperm(num_channels, generator=gen).to(ids.device)]
@@ -100,11 +100,10 @@ class ChannelDrop(Pretext):
     ) -> Tensor:
         """The multiplier of every channel under every state, ``(num_states, C)``.
 
-        Zero for the dropped group, one (or ``C / (C - |group|)`` with ``rescale``) elsewhere.
+        Zero for the dropped group, one (or ``C / (C - |group|)`` with ``rescale``) elsewhere:
+        ``apply(x, s) == x * channel_scale(C)[s]`` broadcast over the trailing dimensions.
         """
-        ids = self.group_ids(num_channels, device)
-        dropped = torch.arange(self.num_states, device=device) - int(self.identity)
-        keep = ids.unsqueeze(0) != dropped.unsqueeze(1)
+        keep = ~self._dropped(num_channels, torch.device(device or "cpu"))
         scale = keep.to(dtype or torch.get_default_dtype())
         if self.rescale:
             # the factor in float64, cast to `scale`'s dtype: int / LongTensor would be float32
@@ -113,15 +112,27 @@ class ChannelDrop(Pretext):
             scale = scale * (num_channels / kept).to(scale.dtype)
         return scale
 
-    def _apply_states(self, x: Tensor, states: Tensor) -> Tensor:
-        ids = self.group_ids(x.shape[1], x.device)
-        dropped = (ids.unsqueeze(0) == (states - int(self.identity)).unsqueeze(1)).view(
-            *x.shape[:2], *([1] * (x.ndim - 2))
-        )
+    def _dropped(self, num_channels: int, device: torch.device) -> Tensor:
+        """Which channels each state zeroes, ``(num_states, C)`` booleans, built once per shape."""
+
+        def build() -> Tensor:
+            ids = self.group_ids(num_channels, device)
+            dropped = torch.arange(self.num_states, device=device) - int(self.identity)
+            return ids.unsqueeze(0) == dropped.unsqueeze(1)
+
+        return self._table(("dropped", num_channels, device), build)
+
+    def transform(self, x: Tensor, states: Tensor) -> Tensor:
+        dropped = self._dropped(x.shape[1], x.device)[states]
+        if x.ndim > 2:
+            dropped = dropped.view(*dropped.shape, *([1] * (x.ndim - 2)))
         if self.rescale:
-            scale = self.channel_scale(x.shape[1], device=x.device, dtype=x.dtype)[states]
-            x = x * scale.view(*x.shape[:2], *([1] * (x.ndim - 2)))
-        return keep_memory_format(x.masked_fill(dropped, 0), x)
+            scale = self._table(
+                ("scale", x.shape[1], x.device, x.dtype),
+                lambda: self.channel_scale(x.shape[1], device=x.device, dtype=x.dtype),
+            )[states]
+            x = x * scale.view(dropped.shape)
+        return _keep_memory_format(x.masked_fill(dropped, 0), x)
 
     def extra_repr(self) -> str:
         return (
@@ -167,15 +178,13 @@ class RegionDrop(Pretext):
         super().__init__(name, grid * grid + self.identity, identity_state=0 if identity else None)
         self.at = at
 
-    def _apply_states(self, x: Tensor, states: Tensor) -> Tensor:
+    def transform(self, x: Tensor, states: Tensor) -> Tensor:
         if x.ndim != 4:
             raise ValueError(
                 f"RegionDrop needs a spatial feature map (B, C, H, W), got shape {tuple(x.shape)}; "
                 "place it on a convolutional stage with at='...'"
             )
-        cells = grid_cells(x.shape[-2], x.shape[-1], self.grid, "RegionDrop", x.device)
-        dropped = cells == (states - int(self.identity)).view(-1, 1, 1)
-        return keep_memory_format(x.masked_fill(dropped.unsqueeze(1), 0), x)
+        return _erase_cells(self, x, states, self.grid, 0.0)
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, grid={self.grid}, at={self.at!r}, identity={self.identity}"

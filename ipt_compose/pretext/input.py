@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from ipt_compose._checks import check_positive_int
-from ipt_compose.pretext.base import Pretext, grid_cells, keep_memory_format
+from ipt_compose.pretext.base import Pretext, _erase_cells, _grid_cells, _keep_memory_format
 
 __all__ = ["Cutout", "Rotation"]
 
@@ -42,7 +42,7 @@ class Rotation(Pretext):
     def __init__(self, *, name: str = "rotation") -> None:
         super().__init__(name, 4, identity_state=0)
 
-    def _apply_states(self, x: Tensor, states: Tensor) -> Tensor:
+    def transform(self, x: Tensor, states: Tensor) -> Tensor:
         _check_images(x, "Rotation")
         height, width = x.shape[-2:]
         if height != width:
@@ -50,11 +50,16 @@ class Rotation(Pretext):
                 f"Rotation needs square images (rotating by 90° changes the shape otherwise), "
                 f"got H={height}, W={width}"
             )
-        grid = torch.arange(height * width, device=x.device).view(height, width)
-        tables = torch.stack([torch.rot90(grid, k, (0, 1)).reshape(-1) for k in range(4)])
-        index = tables[states].unsqueeze(1).expand(-1, x.shape[1], -1)
+        index = self._table(("rot90", height, x.device), lambda: _rotation_tables(height, x.device))
+        index = index[states].unsqueeze(1).expand(-1, x.shape[1], -1)
         out = x.reshape(*x.shape[:2], height * width).gather(2, index).view_as(x)  # no -1: B or C may be 0
-        return keep_memory_format(out, x)
+        return _keep_memory_format(out, x)
+
+
+def _rotation_tables(side: int, device: torch.device) -> Tensor:
+    """``(4, side²)``: for each state, the source pixel of every output pixel (row-major)."""
+    grid = torch.arange(side * side, device=device).view(side, side)
+    return torch.stack([torch.rot90(grid, k, (0, 1)).reshape(-1) for k in range(4)])
 
 
 class Cutout(Pretext):
@@ -95,13 +100,11 @@ class Cutout(Pretext):
 
     def cell_map(self, height: int, width: int, device: torch.device | None = None) -> Tensor:
         """The cell index of every pixel, ``(H, W)``, row-major over the grid."""
-        return grid_cells(height, width, self.grid, "Cutout", device)
+        return _grid_cells(height, width, self.grid, "Cutout", device)
 
-    def _apply_states(self, x: Tensor, states: Tensor) -> Tensor:
+    def transform(self, x: Tensor, states: Tensor) -> Tensor:
         _check_images(x, "Cutout")
-        cells = self.cell_map(x.shape[-2], x.shape[-1], x.device)
-        erased = cells == (states - int(self.identity)).view(-1, 1, 1)
-        return keep_memory_format(x.masked_fill(erased.unsqueeze(1), self.fill), x)
+        return _erase_cells(self, x, states, self.grid, self.fill)
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, grid={self.grid}, fill={self.fill}, identity={self.identity}"

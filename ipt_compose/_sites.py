@@ -1,0 +1,152 @@
+"""Where feature pretexts act inside a backbone (private): one call record, one object per site.
+
+:class:`~ipt_compose.JointModel` cannot hand the states of a forward pass to a submodule deep
+inside a backbone through its ``forward(x)``. Instead it makes one :class:`Call` per forward pass
+and binds it, for that pass only, to every :class:`FeatureSite` (a forward hook on a submodule) and
+to the :class:`JointHead` (the widened classifier, which is also the site of the pretexts at the
+classifier's input). Outside a forward pass of the joint model nothing is bound, and the backbone
+runs as a plain network with a wide head.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from einops import repeat
+from torch import Tensor, nn
+
+from ipt_compose._rows import insert_factor, output_rows
+from ipt_compose.pretext.base import Pretext
+from ipt_compose.space import LabelSpace
+
+
+class Call:
+    """One forward pass of a joint model: what its sites need, and what they report back.
+
+    Attributes:
+        states: the pretext states of the output rows ``(B', n_pretexts)``, ``torch.long``, checked
+            (or vouched for) and on the input's device; ``None`` when no feature pretext runs.
+        rows_in: rows of the model's input.
+        expand: replicate rows at each feature site (``mode="all"``).
+        head_map: ``(weight, bias)`` of a linear map that replaces the classifier for this pass
+            (an aggregate of its state blocks, or the plain head); the feature pretexts at the
+            classifier's input do not run then.
+        keep_head_input: keep the classifier's input, before any feature pretext, in ``head_input``.
+        present: indices of the feature pretexts applied so far, in the order they ran.
+        head_ran: whether the classifier ran.
+    """
+
+    __slots__ = ("expand", "head_input", "head_map", "head_ran", "keep_head_input", "present", "rows_in",
+                 "states")
+
+    def __init__(
+        self,
+        states: Tensor | None,
+        rows_in: int,
+        *,
+        expand: bool = False,
+        head_map: tuple[Tensor, Tensor | None] | None = None,
+        keep_head_input: bool = False,
+    ) -> None:
+        self.states = states
+        self.rows_in = rows_in
+        self.expand = expand
+        self.head_map = head_map
+        self.keep_head_input = keep_head_input
+        self.head_input: Tensor | None = None
+        self.present: list[int] = []
+        self.head_ran = False
+
+
+class FeatureSite:
+    """The feature pretexts that act on one site, in list order; a forward hook on its module.
+
+    Args:
+        name: the submodule's name (``""`` for the classifier's input).
+        entries: ``(index among the feature pretexts, column of the states, pretext)`` for each
+            pretext at this site.
+        sizes: the number of states of every feature pretext, in list order.
+    """
+
+    def __init__(self, name: str, entries: Sequence[tuple[int, int, Pretext]], sizes: Sequence[int]) -> None:
+        self.name = name
+        self.entries = tuple(entries)
+        self.sizes = tuple(sizes)
+        self.call: Call | None = None
+
+    def apply(self, features: Tensor) -> Tensor:
+        """Run this site's pretexts on ``features`` with the bound call's states."""
+        call = self.call
+        if call is None or call.states is None:
+            return features
+        for index, column, pretext in self.entries:
+            rows: Tensor | slice = slice(None)
+            if call.expand:
+                features = insert_factor(features, call.rows_in, self.sizes, call.present, index)
+                call.present.append(index)
+                rows = output_rows(features.shape[0], self.sizes, call.present, features.device)
+            else:
+                call.present.append(index)
+            features = pretext.transform(features, call.states[rows, column])
+        return features
+
+    def __call__(self, module: nn.Module, args: Any, output: Any) -> Tensor:
+        if not isinstance(output, Tensor):
+            raise TypeError(
+                f"the site {self.name!r} must output a tensor for a feature pretext, "
+                f"got {type(output).__name__}"
+            )
+        return self.apply(output)
+
+
+class JointHead(nn.Linear):
+    """The widened classifier (``N·K`` outputs), and the site of the pretexts at its input.
+
+    An ``nn.Linear`` with the original layer's name, so checkpoints keep their keys. Called outside
+    a joint forward pass it is an ordinary linear layer.
+    """
+
+    site: FeatureSite
+
+    def forward(self, features: Tensor) -> Tensor:
+        call = self.site.call
+        if call is None:
+            return F.linear(features, self.weight, self.bias)
+        call.head_ran = True
+        if call.keep_head_input:
+            call.head_input = features
+        if call.head_map is not None:
+            return F.linear(features, *call.head_map)
+        if self.site.entries:
+            if features.ndim != 2:
+                raise ValueError(
+                    "a feature pretext at the classifier's input (at=None) needs pooled features "
+                    f"(B, C), got shape {tuple(features.shape)}; pick a feature map with at='...'"
+                )
+            features = self.site.apply(features)
+        return F.linear(features, self.weight, self.bias)
+
+
+def widen_linear(linear: nn.Linear, space: LabelSpace, site: FeatureSite) -> JointHead:
+    """A :class:`JointHead` with one output per joint label of ``space``, class-major.
+
+    Each state's block starts as a copy of ``linear``'s weights and bias, so the widened model
+    starts where it was: ``p(c, t) = p(c) / K``.
+    """
+    head = JointHead(
+        linear.in_features,
+        space.size,
+        bias=linear.bias is not None,
+        device=linear.weight.device,
+        dtype=linear.weight.dtype,
+    )
+    head.site = site
+    states = {axis: size for axis, size in space.axes.items() if axis != "c"}
+    with torch.no_grad():
+        head.weight.copy_(repeat(linear.weight, f"c d -> {space.pattern} d", **states))
+        if linear.bias is not None and head.bias is not None:
+            head.bias.copy_(repeat(linear.bias, f"c -> {space.pattern}", **states))
+    return head
