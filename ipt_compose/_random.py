@@ -62,6 +62,25 @@ def draw_beta(
     return out.to(device=device or out.device, dtype=dtype or torch.get_default_dtype())
 
 
+def draw_beta_on_host(alpha: float, generator: torch.Generator | None = None) -> float:
+    """One ``Beta(alpha, alpha)`` draw as a Python float, from a CPU generator (or the global CPU RNG):
+    the same stream as :func:`draw_beta` with ``size=()`` on the CPU, without tensor arithmetic."""
+    concentration = torch.full((2,), float(alpha))
+    gammas = (
+        _standard_gamma(concentration, generator=generator)
+        if _standard_gamma is not None
+        else _gamma_without_kernel(concentration, generator)
+    )
+    first, second = gammas.tolist()
+    return first / max(first + second, torch.finfo(torch.float32).tiny)
+
+
+def draw_integer_on_host(high: int, generator: torch.Generator | None = None) -> int:
+    """One integer uniform in ``[0, high)`` from a CPU generator (or the global CPU RNG)."""
+    value: int = torch.randint(high, (1,), generator=generator).tolist()[0]
+    return value
+
+
 def _gamma_without_kernel(concentration: Tensor, generator: torch.Generator | None) -> Tensor:
     """``Gamma(concentration, 1)`` through public API: ``torch.distributions`` under a forked RNG."""
     gamma = torch.distributions.Gamma(concentration, torch.ones_like(concentration))

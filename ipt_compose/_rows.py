@@ -32,20 +32,34 @@ def enumerate_rows(
         ``(inputs, states)``: ``(B E_in, C, H, W)`` with the input pretexts applied, and the states of
         the output rows ``(B E_in E_feat, len(pretexts))``.
     """
+    states = state_table(pretexts, images.shape[0], values)
+    counts = {name: len(chosen) for name, chosen in values.items()}
+    return model_inputs(pretexts, images, states, counts), states
+
+
+def state_table(pretexts: Sequence[Pretext], batch: int, values: dict[str, Tensor]) -> Tensor:
+    """The states of every output row ``(B E_in E_feat, len(pretexts))``, columns in list order."""
     ordered = [p for p in pretexts if p.site == "input"] + [p for p in pretexts if p.site == "feature"]
-    grid = (images.shape[0], *(len(values[p.name]) for p in ordered))
+    grid = (batch, *(len(values[p.name]) for p in ordered))
     state_of = {}
     for axis, p in enumerate(ordered, start=1):
         shape = [-1 if d == axis else 1 for d in range(len(grid))]
-        state_of[p.name] = values[p.name].view(shape).expand(grid).reshape(-1)
-    e_in = math.prod([len(values[p.name]) for p in pretexts if p.site == "input"])
-    e_feat = math.prod([len(values[p.name]) for p in pretexts if p.site == "feature"])
+        state_of[p.name] = values[p.name].view(shape).expand(grid)
+    return torch.stack([state_of[p.name] for p in pretexts], dim=-1).view(-1, len(pretexts))
+
+
+def model_inputs(
+    pretexts: Sequence[Pretext], images: Tensor, states: Tensor, counts: dict[str, int]
+) -> Tensor:
+    """The model's input rows: each image once per input-state combination, the input pretexts
+    applied with the states of ``state_table``'s rows (``counts``: states per pretext)."""
+    e_in = math.prod([counts[p.name] for p in pretexts if p.site == "input"])
+    e_feat = math.prod([counts[p.name] for p in pretexts if p.site == "feature"])
     inputs = _keep_memory_format(images.repeat_interleave(e_in, dim=0), images) if e_in > 1 else images
-    for p in pretexts:
+    for column, p in enumerate(pretexts):
         if p.site == "input":
-            inputs = p.transform(inputs, state_of[p.name][::e_feat])
-    states = torch.stack([state_of[p.name] for p in pretexts], dim=1)
-    return inputs, states
+            inputs = p.transform(inputs, states[::e_feat, column])
+    return inputs
 
 
 def insert_factor(

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from ipt_compose._checks import check_positive_int, check_range
-from ipt_compose._rows import enumerate_rows
+from ipt_compose._rows import model_inputs, state_table
 from ipt_compose.mix import Mixer, _as_mixer
 from ipt_compose.pretext.base import Pretext
 from ipt_compose.space import LabelSpace
@@ -123,6 +123,7 @@ class Compose:
         self.items: tuple[Pretext | Mixer, ...] = tuple(items)
         self.num_classes = num_classes
         self.mode: Mode = mode
+        self._tables: dict[tuple[int, torch.device], tuple[Tensor, int]] = {}  # mode="all"'s states
 
     # ------------------------------------------------------------------ description
     @property
@@ -207,13 +208,28 @@ class Compose:
 
     def _enumerate(self, images: Tensor, target: JointTarget) -> PretextBatch:
         pretexts = self.pretexts
-        values = {p.name: torch.arange(p.num_states, device=images.device) for p in pretexts}
-        inputs, states = enumerate_rows(pretexts, images, values)
+        # the states of a batch size are always the same rows: build them once, while unmodified
+        key = (images.shape[0], images.device)
+        cached = None if torch.compiler.is_compiling() else self._tables.get(key)
+        if cached is not None and cached[0]._version == cached[1]:
+            states = cached[0]
+        else:
+            values = {p.name: torch.arange(p.num_states, device=images.device) for p in pretexts}
+            states = state_table(pretexts, images.shape[0], values)
+            if not torch.compiler.is_compiling():
+                self._tables.clear()
+                self._tables[key] = (states, states._version)
+        inputs = model_inputs(pretexts, images, states, {p.name: p.num_states for p in pretexts})
         repeats = states.shape[0] // max(images.shape[0], 1)
         target = target.repeat_interleave(repeats) if repeats > 1 else target
         for column, p in enumerate(pretexts):
             target = target.lift(states[:, column], p.name, p.num_states, validate=False)
         return PretextBatch(inputs, vouch(states), target)
+
+    def __getstate__(self) -> dict[str, object]:
+        state = dict(self.__dict__)
+        state["_tables"] = {}
+        return state
 
     def __repr__(self) -> str:
         items = ", ".join(repr(item) for item in self.items)

@@ -167,10 +167,13 @@ def self_distillation_loss(
         raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
     plain = _upcast_under_autocast(plain)
     ce = joint_cross_entropy(plain, target.marginal(["class"]), reduction="none")
-    log_teacher = torch.log_softmax(_upcast_under_autocast(teacher.detach()) / temperature, dim=1)
-    log_student = torch.log_softmax(plain / temperature, dim=1)
+    teacher = _upcast_under_autocast(teacher.detach())
+    if temperature != 1:
+        plain, teacher = plain / temperature, teacher / temperature
+    log_teacher = torch.log_softmax(teacher, dim=1)
+    log_student = torch.log_softmax(plain, dim=1)
     kl = F.kl_div(log_student, log_teacher, reduction="none", log_target=True).sum(dim=1)
-    return _reduce(ce + temperature**2 * kl, reduction)
+    return _reduce(ce + kl if temperature == 1 else ce + temperature**2 * kl, reduction)
 
 
 def _reduce(loss: Tensor, reduction: Reduction) -> Tensor:

@@ -8,13 +8,14 @@ torchvision does), so any batch size works, 1 included (a row paired with itself
 from __future__ import annotations
 
 import copy
+import math
 from typing import Any, Literal
 
 import torch
 from torch import Tensor
 
 from ipt_compose._checks import check_integer_tensor, check_positive_int, check_values
-from ipt_compose._random import draw_beta, draw_integers
+from ipt_compose._random import draw_beta, draw_beta_on_host, draw_integer_on_host, draw_integers
 from ipt_compose.target import JointTarget
 
 __all__ = ["CutMix", "MixUp", "Mixer", "from_kornia"]
@@ -129,9 +130,11 @@ class _BetaMixer(Mixer):
 
     def _draw_lam(self, images: Tensor, generator: torch.Generator | None) -> Tensor:
         shape = (images.shape[0],) if self.per_sample else ()
+        device = self._draw_device(images, generator)
+        if device.type == "cpu" and not self.per_sample and not torch.compiler.is_compiling():
+            return torch.tensor(draw_beta_on_host(self.alpha, generator), dtype=torch.float32)
         return draw_beta(
-            self.alpha, shape, device=self._draw_device(images, generator), dtype=torch.float32,
-            generator=generator,
+            self.alpha, shape, device=device, dtype=torch.float32, generator=generator
         )
 
     def __repr__(self) -> str:
@@ -287,6 +290,13 @@ class CutMix(_BetaMixer):
         """
         height, width = images.shape[-2:]
         device = self._draw_device(images, generator)
+        if device.type == "cpu" and not self.per_sample and not torch.compiler.is_compiling():
+            # one box on the host: Python numbers, no tensor arithmetic (the same draws as below)
+            side = 0.5 * math.sqrt(1.0 - draw_beta_on_host(self.alpha, generator))
+            x, y = draw_integer_on_host(width, generator), draw_integer_on_host(height, generator)
+            half_w, half_h = math.floor(side * width), math.floor(side * height)
+            bounds = [max(x - half_w, 0), max(y - half_h, 0), min(x + half_w, width), min(y + half_h, height)]
+            return {"box": torch.tensor(bounds)}
         lam = self._draw_lam(images, generator)
         count = images.shape[0] if self.per_sample else 1
         centre_x = draw_integers(width, count, device=device, generator=generator)

@@ -158,6 +158,7 @@ class JointModel(nn.Module):
         self._k_feat = math.prod(sizes)
         self._bounds: dict[torch.device, Tensor] = {}
         self._linear_cache: dict[Any, tuple[Tensor, Tensor | None]] = {}
+        self._scales: dict[tuple[torch.device, torch.dtype], dict[str, Tensor]] = {}
 
     # ------------------------------------------------------------------ description
     @property
@@ -492,12 +493,8 @@ class JointModel(nn.Module):
             found = self._linear_cache.get(key)
             if found is not None:
                 return found
-        choices = []
-        for p in self.pretext.pretexts:
-            scale = None
-            if p.site == "feature":
-                scale = p.channel_scale(head.in_features, device=weight.device, dtype=weight.dtype)
-            choices.append((values[p.name], scale))
+        scales = self._channel_scales(weight.device, weight.dtype)
+        choices = [(values[p.name], scales.get(p.name)) for p in self.pretext.pretexts]
         result = _inference.linear_aggregate(
             weight.detach(), None if bias is None else bias.detach(), self._space, choices
         )
@@ -505,6 +502,21 @@ class JointModel(nn.Module):
             self._linear_cache.clear()  # one entry: the weights' current version
             self._linear_cache[key] = result
         return result
+
+    def _channel_scales(self, device: torch.device, dtype: torch.dtype) -> dict[str, Tensor]:
+        """The channel scale of every feature pretext at the classifier's width, built once."""
+        key = (device, dtype)
+        scales = self._scales.get(key)
+        if scales is None:
+            width = self.head.in_features
+            scales = {}
+            for p in self.feature_pretexts:
+                scale = p.channel_scale(width, device=device, dtype=dtype)
+                if scale is not None:
+                    scales[p.name] = scale
+            if not torch.compiler.is_compiling():
+                self._scales[key] = scales
+        return scales
 
     def _evaluation_inputs(self, x: Tensor, values: dict[str, tuple[int, ...]]) -> Tensor:
         """The model inputs for inference: input pretexts at the chosen states (none to apply if

@@ -214,4 +214,4 @@ def _erase_cells(pretext: Pretext, x: Tensor, states: Tensor, grid: int, fill: f
         lambda: _grid_cells(height, width, grid, who, x.device)
         == (torch.arange(pretext.num_states, device=x.device) - identity).view(-1, 1, 1),
     )
-    return _keep_memory_format(x.masked_fill(masks[states].unsqueeze(1), fill), x)
+    return _keep_memory_format(x.masked_fill(masks.index_select(0, states).unsqueeze(1), fill), x)

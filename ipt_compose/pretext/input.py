@@ -51,7 +51,7 @@ class Rotation(Pretext):
                 f"got H={height}, W={width}"
             )
         index = self._table(("rot90", height, x.device), lambda: _rotation_tables(height, x.device))
-        index = index[states].unsqueeze(1).expand(-1, x.shape[1], -1)
+        index = index.index_select(0, states).unsqueeze(1).expand(-1, x.shape[1], -1)
         out = x.reshape(*x.shape[:2], height * width).gather(2, index).view_as(x)  # no -1: B or C may be 0
         return _keep_memory_format(out, x)
 
