@@ -71,7 +71,7 @@ def draw_beta_on_host(alpha: float, generator: torch.Generator | None = None) ->
         if _standard_gamma is not None
         else _gamma_without_kernel(concentration, generator)
     )
-    first, second = gammas.tolist()
+    first, second = (float(g) for g in gammas.tolist())
     return first / max(first + second, torch.finfo(torch.float32).tiny)
 
 

@@ -294,8 +294,8 @@ class CutMix(_BetaMixer):
             # one box on the host: Python numbers, no tensor arithmetic (the same draws as below)
             side = 0.5 * math.sqrt(1.0 - draw_beta_on_host(self.alpha, generator))
             x, y = draw_integer_on_host(width, generator), draw_integer_on_host(height, generator)
-            half_w, half_h = math.floor(side * width), math.floor(side * height)
-            bounds = [max(x - half_w, 0), max(y - half_h, 0), min(x + half_w, width), min(y + half_h, height)]
+            w, h = math.floor(side * width), math.floor(side * height)
+            bounds = [max(x - w, 0), max(y - h, 0), min(x + w, width), min(y + h, height)]
             return {"box": torch.tensor(bounds)}
         lam = self._draw_lam(images, generator)
         count = images.shape[0] if self.per_sample else 1
