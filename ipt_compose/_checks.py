@@ -36,13 +36,13 @@ def check_values(ok: Tensor, message: str, detail: Callable[[], str] | None = No
         message: the error message (on an accelerator it is the device assertion's message).
         detail: optional, called only after a failure on the CPU, for a more precise message.
     """
-    if ok.ndim or ok.numel() != 1:
+    if ok.ndim:
         ok = ok.all()
     if _assert_async is None:
-        if ok.device.type == "cpu" and not torch.compiler.is_compiling() and not bool(ok):
+        if ok.is_cpu and not torch.compiler.is_compiling() and not bool(ok):
             raise ValueError(detail() if detail is not None else message)
         return
-    if ok.device.type != "cpu" or torch.compiler.is_compiling():
+    if not ok.is_cpu or torch.compiler.is_compiling():
         _assert_async(ok, message)
         return
     try:

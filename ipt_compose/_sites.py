@@ -83,14 +83,15 @@ class FeatureSite:
         if call is None or call.states is None:
             return features
         for index, column, pretext in self.entries:
-            rows: Tensor | slice = slice(None)
             if call.expand:
                 features = insert_factor(features, call.rows_in, self.sizes, call.present, index)
                 call.present.append(index)
                 rows = output_rows(features.shape[0], self.sizes, call.present, features.device)
+                states = call.states[rows, column]
             else:
                 call.present.append(index)
-            features = pretext.transform(features, call.states[rows, column])
+                states = call.states.select(1, column)
+            features = pretext.transform(features, states)
         return features
 
     def __call__(self, module: nn.Module, args: Any, output: Any) -> Tensor:

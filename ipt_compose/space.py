@@ -338,9 +338,9 @@ class LabelSpace:
 def lift_index(index: Tensor, states: Tensor, num_states: int) -> Tensor:
     """Joint indices after appending a factor of ``num_states`` states (innermost): ``j K + s``.
 
-    ``index`` is ``(B, M)``; ``states`` ``(B,)``, one state per row.
+    ``index`` is ``(B,)`` or ``(B, M)``; ``states`` ``(B,)``, one state per row.
     """
-    return torch.add(states.unsqueeze(1), index, alpha=num_states)
+    return torch.add(states if index.ndim == 1 else states.unsqueeze(1), index, alpha=num_states)
 
 
 def project_index(index: Tensor, sizes: Sequence[int], kept: Sequence[bool]) -> Tensor:

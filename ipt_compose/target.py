@@ -68,12 +68,15 @@ class JointTarget:
         tensor([7, 0])
     """
 
-    __slots__ = ("_factors", "_index", "_num_classes", "_weight")
+    __slots__ = ("_factors", "_index", "_num_classes", "_num_states", "_weight")
 
+    # Hard labels, lifted or not (one joint label of weight 1 per row), keep their indices as (B,)
+    # and no weights, which is what `F.cross_entropy` takes; every other target is (B, M) and (B, M).
     _index: Tensor
-    _weight: Tensor | None  # None: one component of weight 1 per row (hard labels)
+    _weight: Tensor | None
     _num_classes: int | None
     _factors: Factors
+    _num_states: int
 
     def __init__(
         self,
@@ -121,6 +124,7 @@ class JointTarget:
         self._weight = weight
         self._num_classes = num_classes
         self._factors = factors
+        self._num_states = math.prod([size for _, size in factors])
 
     @classmethod
     def _make(
@@ -180,7 +184,7 @@ class JointTarget:
             check_values(labels.ge(0).all(), "labels must be non-negative class indices")
         else:
             check_range("labels", labels, num_classes, "class index")
-        return cls._make(labels.long().unsqueeze(1), None, num_classes, ())
+        return cls._make(labels.long(), None, num_classes, ())
 
     # ------------------------------------------------------------------ description
     @property
@@ -201,12 +205,13 @@ class JointTarget:
     @property
     def num_states(self) -> int:
         """Product of the pretext factor sizes (the joint index stride of the class factor)."""
-        return math.prod([size for _, size in self._factors])
+        return self._num_states
 
     @property
     def is_dense(self) -> bool:
         """Whether every joint label is a component, in order (soft labels before any pretext)."""
-        return self._index.stride(0) == 0 and self._index.shape[1] == self._width()
+        index = self._index
+        return self._weight is not None and index.stride(0) == 0 and index.shape[1] == self._width()
 
     @property
     def hard_labels(self) -> Tensor | None:
@@ -215,18 +220,18 @@ class JointTarget:
         That is hard labels lifted by pretexts (no mixing, no soft labels); ``None`` otherwise.
         :func:`~ipt_compose.joint_cross_entropy` then is ``F.cross_entropy`` on these indices.
         """
-        return self._index[:, 0] if self._weight is None else None
+        return self._index if self._weight is None else None
 
     @property
     def index(self) -> Tensor:
         """Joint indices ``(B, M)`` (``torch.long``)."""
-        return self._index
+        return self._index.unsqueeze(1) if self._weight is None else self._index
 
     @property
     def weight(self) -> Tensor:
         """Weights ``(B, M)`` aligned with :attr:`index`; rows sum to 1."""
         if self._weight is None:
-            return torch.ones(self._index.shape, dtype=torch.get_default_dtype(), device=self.device)
+            return torch.ones(self._index.shape[0], 1, dtype=torch.get_default_dtype(), device=self.device)
         return self._weight
 
     @property
@@ -251,7 +256,7 @@ class JointTarget:
         return self.batch_size
 
     def __repr__(self) -> str:
-        form = "dense" if self.is_dense else f"mixture, M={self._index.shape[1]}"
+        form = "dense" if self.is_dense else f"mixture, M={self.index.shape[1]}"
         names = ["class", *(n for n, _ in self._factors)]
         return f"JointTarget(B={self.batch_size}, {form}, factors={names}, num_classes={self._num_classes})"
 
@@ -326,16 +331,16 @@ class JointTarget:
             lam = self._check_lam(lam)
         own = _column(lam, self.dtype, self.device)
         index = self._index
-        if index.stride(0) == 0:  # every row has the same components: mix the weights alone
-            weight = self.weight
-            mixed = _blend(own, weight, _partner(weight, pairing))
-            return JointTarget._make(index, mixed, *self._space_args())
-        partner_index = _partner(index, pairing)
         if self._weight is None:  # hard labels: λ and 1 - λ
             weight = torch.cat([own, 1 - own], dim=1).expand(index.shape[0], 2)
-        else:
-            weight = torch.cat([own * self._weight, (1 - own) * _partner(self._weight, pairing)], dim=1)
-        return JointTarget._make(torch.cat([index, partner_index], dim=1), weight, *self._space_args())
+            pairs = torch.stack([index, _partner(index, pairing)], dim=1)
+            return JointTarget._make(pairs, weight, *self._space_args())
+        if index.stride(0) == 0:  # every row has the same components: mix the weights alone
+            mixed = _blend(own, self._weight, _partner(self._weight, pairing))
+            return JointTarget._make(index, mixed, *self._space_args())
+        weight = torch.cat([own * self._weight, (1 - own) * _partner(self._weight, pairing)], dim=1)
+        pairs = torch.cat([index, _partner(index, pairing)], dim=1)
+        return JointTarget._make(pairs, weight, *self._space_args())
 
     def marginal(self, keep: Sequence[str] = ("class",)) -> JointTarget:
         """Sum out every factor not in ``keep`` (``"class"`` must be kept).
@@ -382,13 +387,13 @@ class JointTarget:
             check_range("labels", classes, space.num_classes, "class index")
         weight = self.weight
         out = weight.new_zeros(self.batch_size, space.size)
-        return out.scatter_add_(1, self._index, weight)
+        return out.scatter_add_(1, self.index, weight)
 
     def repeat_interleave(self, repeats: int) -> JointTarget:
         """Repeat each row ``repeats`` times in place order (row ``r`` ← row ``r // repeats``)."""
         check_positive_int("repeats", repeats)
         index = self._index
-        if index.stride(0) == 0 and index.shape[0]:
+        if self._weight is not None and index.stride(0) == 0 and index.shape[0]:
             index = _shared_rows(index[0], index.shape[0] * repeats)
         else:
             index = index.repeat_interleave(repeats, dim=0)
@@ -398,9 +403,9 @@ class JointTarget:
     def to(self, *args: object, **kwargs: object) -> JointTarget:
         """Move the weights (and indices) like :meth:`torch.Tensor.to`; indices stay ``long``."""
         weight = self.weight.to(*args, **kwargs)  # type: ignore[call-overload]
-        index = self._index.to(weight.device)
-        keep_ones = self._weight is None and weight.dtype == torch.get_default_dtype()
-        return JointTarget._make(index, None if keep_ones else weight, *self._space_args())
+        if self._weight is None and weight.dtype == torch.get_default_dtype():  # still hard labels
+            return JointTarget._make(self._index.to(weight.device), None, *self._space_args())
+        return JointTarget._make(self.index.to(weight.device), weight, *self._space_args())
 
     # ------------------------------------------------------------------ helpers
     def _space_args(self) -> tuple[int | None, Factors]:
