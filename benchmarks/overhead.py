@@ -20,6 +20,14 @@ Cases (a training step is pretext + forward + loss + backward + SGD step):
 
 ``--only PREFIX`` times just the cases whose names start with it (e.g. ``--only labels``).
 
+``--ops`` and ``--micro`` add the library's own cost, the budget of issue 11 (``benchmarks/budget.py``):
+the aten ops a step or a ``predict`` call adds to its plain counterpart (and the host reads among
+them), and the CPU time it adds on a model too small to hide it (flatten + linear, B=128). With
+``--ops``/``--micro`` alone, only those run; add ``--timing`` to run the step timings too.
+
+``--compile`` times the training steps through ``torch.compile`` (``mode="reduce-overhead"``: CUDA
+graphs on a GPU), the plain step compiled alike.
+
 Targets (read from the output, not asserted): ChannelDrop-at-head training step ≤ 1.03× plain,
 aggregated predict ≤ 1.05× plain inference, label path ≤ 1.2× torchvision's.
 """
@@ -38,10 +46,12 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import budget  # benchmarks/budget.py
 from _data import cifar_resnet18, resnet20
 
 from ipt_compose import (
@@ -85,12 +95,16 @@ def build_cases(args: argparse.Namespace) -> tuple[dict[str, Callable[[], Any]],
         model.train()
         opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
 
-        def step() -> None:
+        def loss_of() -> Tensor:
             if pretext is None:
-                loss = F.cross_entropy(model(images), labels)
-            else:
-                batch = pretext(images, labels)
-                loss = joint_cross_entropy(model(batch.inputs, batch.states), batch.target)
+                return F.cross_entropy(model(images), labels)
+            batch = pretext(images, labels)
+            return joint_cross_entropy(model(batch.inputs, batch.states), batch.target)
+
+        compute = torch.compile(loss_of, mode="reduce-overhead") if args.compile else loss_of
+
+        def step() -> None:
+            loss = compute()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -212,14 +226,33 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None)
     p.add_argument("--json", default=None, help="write the results to this JSON file")
     p.add_argument("--only", default=None, help="time only the cases whose name starts with this")
+    p.add_argument("--ops", action="store_true", help="count the ops each case adds (budget.py)")
+    p.add_argument("--micro", action="store_true", help="time the library's own CPU cost (budget.py)")
+    p.add_argument("--timing", action="store_true", help="with --ops/--micro: run the step timings too")
+    p.add_argument("--compile", action="store_true",
+                   help="compile the training steps with torch.compile(mode='reduce-overhead')")
     args = p.parse_args(argv)
+    budget_result: dict[str, Any] = {}
+    if args.ops or args.micro:
+        budget_argv = [*(["--ops"] if args.ops else []), *(["--micro"] if args.micro else [])]
+        if args.threads:
+            budget_argv += ["--threads", str(args.threads)]
+        budget_result = budget.main(budget_argv)
+        if not args.timing:
+            if args.json:
+                Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+                Path(args.json).write_text(json.dumps({"budget": budget_result}, indent=1))
+                print(f"wrote {args.json}")
+            return {"budget": budget_result}
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.channels_last is None:
         args.channels_last = torch.device(args.device).type == "cpu"
     cases, group = build_cases(args)
     if args.only:
-        cases = {name: fn for name, fn in cases.items() if name.startswith(args.only)}
+        chosen = {name for name in cases if name.startswith(args.only)}
+        chosen |= {group[name] for name in chosen}  # and the plain case each is compared with
+        cases = {name: fn for name, fn in cases.items() if name in chosen}
         if not cases:
             raise SystemExit(f"--only {args.only!r} matches no case")
     times = measure(cases, args.rounds, args.warmup)
@@ -238,6 +271,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(f"{'case':<{width}}  {'median ms':>10}  {'IQR ms':>8}  {'ratio':>6}")
     for r in rows:
         print(f"{r['case']:<{width}}  {r['median_ms']:10.2f}  {r['iqr_ms']:8.2f}  {r['ratio']:5.2f}x")
+    device = torch.device(args.device)
     meta = {
         "model": args.model,
         "batch_size": args.batch_size,
@@ -249,8 +283,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, python "
         f"{platform.python_version()}",
         "argv": sys.argv[1:] if argv is None else list(argv),
+        "compile": args.compile,
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor(),
     }
-    result = {"meta": meta, "rows": rows}
+    result = {"meta": meta, "rows": rows, "budget": budget_result}
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(result, indent=1))
