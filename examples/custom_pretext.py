@@ -1,8 +1,9 @@
 """Write your own pretext: ColorPermutation, six states that reorder the RGB channels.
 
-A pretext needs a name, a number of states, a site and a vectorised ``_apply_states(x, states)``
-that transforms row ``i`` by its own state ``states[i]``. The base class validates the states,
-draws them (``sample_states``) and enumerates them (``all_states``), so this is all there is to it.
+A pretext needs a name, a number of states, a site and a vectorised ``transform(x, states)``
+that transforms row ``i`` by its own state ``states[i]``. The base class validates the states
+(``apply``), draws them (``sample_states``) and enumerates them (``all_states``), so this is all
+there is to it.
 
 Run it (a few seconds on a CPU): ``python examples/custom_pretext.py``
 """
@@ -44,12 +45,12 @@ class ColorPermutation(Pretext):
     def __init__(self, *, name: str = "color_permutation") -> None:
         super().__init__(name, num_states=len(self.PERMUTATIONS), identity_state=0)
 
-    def _apply_states(self, x: Tensor, states: Tensor) -> Tensor:
-        # The base class has checked that states is (B,) and lies in [0, 6) and moved it to x's device.
+    def transform(self, x: Tensor, states: Tensor) -> Tensor:
+        # states is (B,), long, in [0, 6) and on x's device: apply() checked it, or the library drew it.
         if x.ndim != 4 or x.shape[1] != 3:
             raise ValueError(f"ColorPermutation expects RGB images (B, 3, H, W), got {tuple(x.shape)}")
         table = torch.tensor(self.PERMUTATIONS, device=x.device)  # (6, 3)
-        index = table[states].view(-1, 3, 1, 1).expand_as(x)  # (B, 3, H, W): source channel
+        index = table.index_select(0, states).view(-1, 3, 1, 1).expand_as(x)  # (B, 3, H, W): source channel
         return x.gather(1, index)  # every row by its own permutation, in one call
 
 
@@ -87,7 +88,8 @@ def main(steps: int = 20, seed: int = 0) -> float:
         optimizer.step()
         if step % 5 == 0 or step == steps - 1:
             print(f"step {step:2d}  loss {loss.item():.3f}")
-    scores = model.predict(images)  # colours as they are, averaged over the ChannelDrop states
+    model.eval()  # BatchNorm-free here, but predict belongs in eval mode
+    scores = model(images)  # = model.predict(images): colours as they are, averaged over ChannelDrop
     accuracy = (scores.argmax(dim=1) == labels).float().mean().item()
     print(f"train accuracy after {steps} steps: {accuracy:.2f}")
     return float(loss.item())

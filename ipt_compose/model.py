@@ -277,8 +277,9 @@ class JointModel(nn.Module):
                   backbone runs once with it in place of the wide classifier: plain inference.
                 * ``"all"``: average over every pretext's states; input pretexts replicate the
                   batch ``K_in`` times.
-                * ``"none"``: state 0 everywhere, the column of each class (one plain pass).
-                * ``"marginal"``: ``logsumexp`` over the pretext factors at state 0 everywhere.
+                * ``"none"``: one state per pretext (its identity state, else state 0), the column
+                  of each class (one plain pass).
+                * ``"marginal"``: ``logsumexp`` over the pretext factors, states as in ``"none"``.
                 * ``"distilled"``: the self-distilled plain head (``distill=True``) on the
                   untransformed input: one ordinary forward pass.
 
@@ -346,8 +347,8 @@ class JointModel(nn.Module):
 
         Args:
             aggregate: ``"features"`` (the default of :meth:`predict`: the average over the
-                feature pretexts' states), ``"none"`` (state 0) or ``"distilled"`` (the plain head of
-                ``distill=True``).
+                feature pretexts' states), ``"none"`` (one state per pretext) or ``"distilled"`` (the
+                plain head of ``distill=True``).
 
         Returns:
             The plain classifier, in the joint model's training mode, device and dtype.
@@ -564,7 +565,7 @@ def _chosen_states(p: Pretext, aggregate: str) -> tuple[int, ...]:
     if aggregate == "features":  # an input pretext: its identity state
         assert p.identity_state is not None
         return (p.identity_state,)
-    return (0,)
+    return (p.identity_state if p.identity_state is not None else 0,)
 
 
 def _find_head(backbone: nn.Module, head: str | None, num_classes: int) -> str:
