@@ -252,6 +252,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         if len(set(gathered)) != 1:
             raise RuntimeError(f"replicas diverged: parameter checksums per rank {gathered}")
         print(json.dumps({"final": result}), flush=True)
+    dist.barrier()  # every rank is done before any tears the group down (gloo aborts otherwise)
     dist.destroy_process_group()
     return result
 

@@ -37,10 +37,11 @@ class Call:
         keep_head_input: keep the classifier's input, before any feature pretext, in ``head_input``.
         present: indices of the feature pretexts applied so far, in the order they ran.
         head_ran: whether the classifier ran.
+        columns: the columns of ``states`` as ``Compose`` drew them, if it did (no view to take).
     """
 
-    __slots__ = ("expand", "head_input", "head_map", "head_ran", "keep_head_input", "present", "rows_in",
-                 "states")
+    __slots__ = ("columns", "expand", "head_input", "head_map", "head_ran", "keep_head_input", "present",
+                 "rows_in", "states")
 
     def __init__(
         self,
@@ -50,7 +51,9 @@ class Call:
         expand: bool = False,
         head_map: tuple[Tensor, Tensor | None] | None = None,
         keep_head_input: bool = False,
+        columns: list[Tensor] | None = None,
     ) -> None:
+        self.columns = columns
         self.states = states
         self.rows_in = rows_in
         self.expand = expand
@@ -90,7 +93,7 @@ class FeatureSite:
                 states = call.states[rows, column]
             else:
                 call.present.append(index)
-                states = call.states.select(1, column)
+                states = call.states.select(1, column) if call.columns is None else call.columns[column]
             features = pretext.transform(features, states)
         return features
 

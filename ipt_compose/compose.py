@@ -184,7 +184,9 @@ class Compose:
                     f"images and labels must have the same batch size, got {images.shape[0]} "
                     f"images and labels of shape {tuple(labels.shape)}"
                 )
-            target = JointTarget.from_labels(labels.to(images.device), self.num_classes)
+            if labels.device != images.device:
+                labels = labels.to(images.device)
+            target = JointTarget.from_labels(labels, self.num_classes)
         if self.mode == "all":
             return self._enumerate(images, target)
         return self._sample(images, target, generator)
@@ -204,7 +206,7 @@ class Compose:
             else:
                 images, target = item.mix(images, target, generator)
         states = columns[0].unsqueeze(1) if len(columns) == 1 else torch.stack(columns, dim=1)
-        return PretextBatch(images, vouch(states), target)
+        return PretextBatch(images, vouch(states, columns), target)
 
     def _enumerate(self, images: Tensor, target: JointTarget) -> PretextBatch:
         pretexts = self.pretexts
@@ -224,7 +226,7 @@ class Compose:
         target = target.repeat_interleave(repeats) if repeats > 1 else target
         for column, p in enumerate(pretexts):
             target = target.lift(states[:, column], p.name, p.num_states, validate=False)
-        return PretextBatch(inputs, vouch(states), target)
+        return PretextBatch(inputs, vouch(states, list(states.unbind(1))), target)
 
     def __getstate__(self) -> dict[str, object]:
         state = dict(self.__dict__)
@@ -278,12 +280,14 @@ def _class_target(target: JointTarget, batch: int, num_classes: int | None) -> J
 # ---------------------------------------------------------------------- states Compose vouches for
 # The states a Compose draws are valid by construction, so JointModel does not check them again.
 # A tensor is vouched for while it is alive and unmodified: a copy (``.to``, pickling through a
-# DataLoader worker) or an in-place edit is checked like any other states.
-_VOUCHED: dict[int, tuple[weakref.ref[Tensor], int]] = {}
+# DataLoader worker) or an in-place edit is checked like any other states. The registry keeps the
+# states' columns as drawn, so the model reads them without taking views.
+_VOUCHED: dict[int, tuple[weakref.ref[Tensor], int, list[Tensor]]] = {}
 
 
-def vouch(states: Tensor) -> Tensor:
-    """Mark ``states`` (drawn by Compose, valid by construction) as needing no check.
+def vouch(states: Tensor, columns: list[Tensor]) -> Tensor:
+    """Mark ``states`` (drawn by Compose, valid by construction, ``columns`` its columns) as needing no
+    check.
 
     Not while compiling: compiled code checks every states tensor (the check is fused there).
     """
@@ -294,11 +298,13 @@ def vouch(states: Tensor) -> Tensor:
     def forget(_: object) -> None:
         _VOUCHED.pop(key, None)
 
-    _VOUCHED[key] = (weakref.ref(states, forget), states._version)
+    _VOUCHED[key] = (weakref.ref(states, forget), states._version, columns)
     return states
 
 
-def is_vouched(states: Tensor) -> bool:
-    """Whether ``states`` is a tensor :func:`vouch` marked, unmodified since."""
+def vouched_columns(states: Tensor) -> list[Tensor] | None:
+    """The columns of ``states`` if :func:`vouch` marked it and it is unmodified since, else ``None``."""
     entry = _VOUCHED.get(id(states))
-    return entry is not None and entry[0]() is states and entry[1] == states._version
+    if entry is None or entry[0]() is not states or entry[1] != states._version:
+        return None
+    return entry[2]

@@ -15,7 +15,7 @@ from ipt_compose import _inference
 from ipt_compose._checks import check_integer_tensor, check_positive_int, check_range, describe
 from ipt_compose._rows import enumerate_rows
 from ipt_compose._sites import Call, FeatureSite, widen_linear
-from ipt_compose.compose import Compose, is_vouched
+from ipt_compose.compose import Compose, vouched_columns
 from ipt_compose.pretext.base import Pretext
 from ipt_compose.space import LabelSpace
 
@@ -386,6 +386,13 @@ class JointModel(nn.Module):
                     "aggregate runs the network once per state; use model.predict(x) (or "
                     "model(x) in eval mode) instead"
                 )
+            for p in self.input_pretexts:
+                if p.identity_state is None and aggregate == "features":
+                    raise ValueError(
+                        f"no single classifier equals predict(aggregate='features'): it runs the input "
+                        f"pretext {p.name!r} ({type(p).__name__}) at its identity state, and it has "
+                        "none; construct it with identity=True"
+                    )
             values = {p.name: _chosen_states(p, aggregate) for p in self.pretext.pretexts}
             for p in self.input_pretexts:
                 if values[p.name] != (p.identity_state,):
@@ -419,8 +426,10 @@ class JointModel(nn.Module):
             raise ValueError("x must have a batch dimension")
         rows_in = x.shape[0]
         n = len(self._space) - 1
-        trusted = not torch.compiler.is_compiling() and is_vouched(states) and states.device == x.device
-        if not trusted:
+        columns = None if torch.compiler.is_compiling() else vouched_columns(states)
+        if columns is not None and states.device != x.device:
+            columns = None
+        if columns is None:
             check_integer_tensor("states", states)
         if states.ndim != 2 or states.shape[1] != n:
             raise ValueError(
@@ -437,10 +446,10 @@ class JointModel(nn.Module):
                 f"{rows_in * self._k_feat} rows (input rows × {self._k_feat} feature states, "
                 f"mode='all'), got {states.shape[0]}"
             )
-        if not trusted:
+        if columns is None:
             states = states.to(x.device, torch.long)
             check_range("states", states, self._bounds_on(x.device), "per pretext column")
-        return Call(states, rows_in, expand=expand, keep_head_input=keep_head_input)
+        return Call(states, rows_in, expand=expand, keep_head_input=keep_head_input, columns=columns)
 
     def _run(self, x: Tensor, call: Call) -> Tensor:
         """The backbone's forward with ``call`` bound to every site."""

@@ -26,8 +26,10 @@ def _load(name: str) -> ModuleType:
 
 
 @pytest.mark.slow
-def test_channel_drop_at_the_head_stays_within_the_op_budget() -> None:
-    rows = {row["case"]: row for row in _load("budget").measure_ops(batch=4)}
+@pytest.mark.parametrize("device", ["cpu", "meta"])
+def test_channel_drop_at_the_head_stays_within_the_op_budget(device: str) -> None:
+    """On the CPU, and on ``meta``, which takes an accelerator's path (checks queued, no host read)."""
+    rows = {row["case"]: row for row in _load("budget").measure_ops(batch=4, device=device)}
     sample = rows["train: ChannelDrop(k=4) at the head, sample"]
     assert sample["extra_ops"] <= 12, sample["diff"]
     for case, row in rows.items():
@@ -35,8 +37,9 @@ def test_channel_drop_at_the_head_stays_within_the_op_budget() -> None:
             assert row["extra_ops"] <= 8, (case, row["diff"])
         if "ChannelDrop(k=4) at the head" in case or case.startswith("predict"):
             assert row["host_reads"] == 0, (case, row["diff"])
-    # the user's labels are still checked, once, without a host read
-    assert sample["queued_checks"] == 1
+    # the user's labels are still checked, once: queued off the CPU, compared on it
+    assert sample["queued_checks"] == (1 if device == "meta" else 0)
+    assert sample["diff"].get("equal", 0) == (0 if device == "meta" else 1)
 
 
 @pytest.mark.slow
