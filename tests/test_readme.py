@@ -1,5 +1,8 @@
 """The README's code runs as printed, and its first two commands stay the ones CI and users run.
 
+The documentation's home page (``docs/index.md``) shows the same loop; it must stay identical to
+the README's, so this one run covers both.
+
 The README's ``python`` block is a complete training loop on stand-in data (it builds its own
 ``loader``), so unlike the docs' design loops it is run, top to bottom, in a fresh subprocess with
 the repository root as working directory and a fixed seed (the runner of ``tests/test_docs.py``).
@@ -17,6 +20,7 @@ from tests.test_docs import RUNNER, code_blocks
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
+HOME = ROOT / "docs" / "index.md"
 
 VENV = "python3 -m venv .venv && .venv/bin/pip install -e "
 FIRST_COMMANDS = [
@@ -37,6 +41,11 @@ def test_the_readme_has_its_design_loop() -> None:
     for step in ("optimizer.zero_grad()", "loss.backward()", "optimizer.step()", "model.eval()", "predict("):
         assert step in code, f"the README loop lost {step!r}"
     assert code.index("model.eval()") < code.index("predict(")
+
+
+def test_the_docs_home_page_shows_the_same_loop() -> None:
+    home = [code for _, language, code in code_blocks(HOME.read_text()) if language == "python"]
+    assert home == [python_blocks()[0][1]]
 
 
 def test_the_first_two_commands_are_unchanged() -> None:
