@@ -42,7 +42,8 @@ def test_lightning_example_fits_resumes_tests_and_exports(tmp_path: Path) -> Non
         assert 0.0 <= result[next(k for k in result if k.endswith("_acc"))] <= 1.0
 
     # resume from the last checkpoint for one more epoch (checkpoints hold the joint model)
-    second = example.main(["--max-epochs", "2", "--ema", "0.9", "--resume", first["last_checkpoint"], *common])
+    resume = ["--resume", first["last_checkpoint"]]
+    second = example.main(["--max-epochs", "2", "--ema", "0.9", *resume, *common])
     assert second["global_step"] == 4
     assert 0.0 <= second["test"]["test_acc"] <= 1.0
 
