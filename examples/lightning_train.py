@@ -20,7 +20,7 @@ DDP ranks do not repeat each other's draws.
 Data: scikit-learn's 8×8 handwritten digits (shipped with scikit-learn, offline), upscaled to
 16×16, split 70/10/20 into train/val/test.
 
-    python examples/lightning_train.py                        # CPU: about 30 s, ~97 % test accuracy
+    python examples/lightning_train.py                        # CPU: under a minute, ~97 % test accuracy
     python examples/lightning_train.py --max-epochs 30 --ema 0.999 --precision bf16-mixed
     python examples/lightning_train.py --resume runs/lightning/checkpoints/last.ckpt   # an interrupted run
 """
