@@ -6,7 +6,10 @@ label times the one channel group dropped and the one rotation applied to that i
 the cross-entropy over the ``16 N`` joint classes, computed without building them.
 
     python examples/cutmix_torchvision.py                      # offline: scikit-learn digits
-    python examples/cutmix_torchvision.py --data /work/shared/data/cifar10 --limit 2000
+    python examples/cutmix_torchvision.py --data path/to/cifar10 --limit 2000
+
+``--data`` takes any ImageFolder tree: ``root/<class>/<image>``, or ``root/train`` and ``root/test``
+(for example CIFAR-10 saved as image files).
 """
 
 from __future__ import annotations

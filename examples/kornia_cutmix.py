@@ -6,7 +6,10 @@ kornia's ``RandomCutMixV2`` returns ``(num_mix, B, 3)`` label triples ``(y_i, y_
 targets, model) stays on the input's device.
 
     python examples/kornia_cutmix.py                      # offline: scikit-learn digits
-    python examples/kornia_cutmix.py --data /work/shared/data/cifar10 --limit 2000 --device cuda
+    python examples/kornia_cutmix.py --data path/to/cifar10 --limit 2000 --device cuda
+
+``--data`` takes any ImageFolder tree: ``root/<class>/<image>``, or ``root/train`` and ``root/test``
+(for example CIFAR-10 saved as image files).
 """
 
 from __future__ import annotations

@@ -5,7 +5,10 @@ lifts them onto ``class × channel_drop(4) × rotation(4)`` exactly: the class m
 joint target is timm's target. Keep the smoothing in one place: here timm's, so the loss adds none.
 
     python examples/timm_mixup.py                      # offline: scikit-learn digits
-    python examples/timm_mixup.py --data /work/shared/data/cifar10 --limit 2000
+    python examples/timm_mixup.py --data path/to/cifar10 --limit 2000
+
+``--data`` takes any ImageFolder tree: ``root/<class>/<image>``, or ``root/train`` and ``root/test``
+(for example CIFAR-10 saved as image files).
 """
 
 from __future__ import annotations

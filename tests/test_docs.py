@@ -187,5 +187,15 @@ def test_mkdocs_build_strict(tmp_path: Path) -> None:
         timeout=600,
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    assert (tmp_path / "site" / "index.html").is_file()
-    assert (tmp_path / "site" / "api" / "index.html").is_file()
+    site = tmp_path / "site"
+    assert (site / "index.html").is_file()
+    assert (site / "api" / "index.html").is_file()
+    # MathJax ships with the site (docs/hooks.py): no page loads a script from outside it
+    assert (site / "assets" / "mathjax" / "tex-mml-chtml.js").is_file()
+    assert list((site / "assets" / "mathjax" / "output" / "chtml" / "fonts").rglob("*.woff"))
+    for page in site.rglob("*.html"):
+        scripts = re.findall(r"<script[^>]*\bsrc=\"([^\"]+)\"", page.read_text())
+        outside = [src for src in scripts if "//" in src]
+        assert not outside, f"{page.relative_to(site)} loads scripts from outside the site: {outside}"
+    algebra = (site / "concepts" / "label-algebra" / "index.html").read_text()
+    assert 'class="arithmatex"' in algebra and "assets/mathjax/tex-mml-chtml.js" in algebra
