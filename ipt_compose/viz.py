@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import torch
+from einops import rearrange
 from torch import Tensor
 
 from ipt_compose.compose import Compose
@@ -137,7 +138,8 @@ def state_grid(
         if label is None:
             where = f"j = {k}y + {s}" if k > 1 else "j = y"
         else:
-            where = f"j = {label * k + s}"
+            labelled = LabelSpace([("class", max(label + 1, num_classes or 0)), *list(space)[1:]])
+            where = f"j = {int(labelled.encode(torch.tensor([label, *states[s].tolist()])))}"
             if num_classes is not None:
                 where += f" of {num_classes * k}"
         ax.set_title(f"{name}\n{where}", fontsize=8)
@@ -222,7 +224,7 @@ def target_heatmap(
         if i >= batch:
             ax.set_axis_off()
             continue
-        grid = dense[i].view(n, k)
+        grid = rearrange(dense[i], "(c s) -> c s", c=n)  # the class-major layout: a class per row
         ax.imshow(grid.numpy(), cmap=cmap, vmin=0.0, vmax=1.0, interpolation="nearest")
         ax.set_title(labels[i], fontsize=9)
         ax.set_yticks(range(n), [f"class {c}" for c in range(n)], fontsize=8)
