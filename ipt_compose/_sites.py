@@ -10,6 +10,7 @@ runs as a plain network with a wide head.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Sequence
 from typing import Any
 
@@ -154,3 +155,60 @@ def widen_linear(linear: nn.Linear, space: LabelSpace, site: FeatureSite) -> Joi
         if linear.bias is not None and head.bias is not None:
             head.bias.copy_(repeat(linear.bias, f"c -> {space.pattern}", **states))
     return head
+
+
+def feature_sites(pretexts: Sequence[Pretext]) -> tuple[FeatureSite, list[FeatureSite]]:
+    """The site of the classifier's input and one site per named submodule, for ``pretexts`` in
+    list order (their columns in the states)."""
+    feature = [p for p in pretexts if p.site == "feature"]
+    sizes = [p.num_states for p in feature]
+    entries: dict[str, list[tuple[int, int, Pretext]]] = {}
+    for column, p in enumerate(pretexts):
+        if p.site == "feature":
+            entries.setdefault(p.at or "", []).append((feature.index(p), column, p))
+    head = FeatureSite("", entries.pop("", []), sizes)
+    return head, [FeatureSite(name, found, sizes) for name, found in entries.items()]
+
+
+def find_head(backbone: nn.Module, head: str | None, num_classes: int) -> str:
+    """The classifier to widen: ``head``, else the last-defined ``nn.Linear`` with ``num_classes``
+    outputs (else the last ``nn.Linear``, for the error that follows)."""
+    if head is not None:
+        find_submodule(backbone, head, "head")
+        return str(head)
+    linear = [(n, m) for n, m in backbone.named_modules() if isinstance(m, nn.Linear)]
+    if not linear:
+        raise ValueError("backbone has no nn.Linear classifier to widen; name it with head='...'")
+    matching = [n for n, m in linear if m.out_features == num_classes]
+    return matching[-1] if matching else str(linear[-1][0])
+
+
+def find_submodule(backbone: nn.Module, name: str, argument: str) -> nn.Module:
+    """``backbone``'s submodule ``name``; ``ValueError`` naming ``argument`` and the nearest names."""
+    names = [n for n, _ in backbone.named_modules() if n]
+    if name not in names:
+        close = difflib.get_close_matches(name, names, n=5, cutoff=0.4)
+        top = [n for n in names if "." not in n]
+        hint = f"; nearest: {close}" if close else f"; top-level modules: {top}"
+        raise ValueError(f"{argument}={name!r} is not a submodule of the backbone{hint}")
+    return backbone.get_submodule(name)
+
+
+def linears_that_ran(backbone: nn.Module, x: Tensor) -> list[str]:
+    """The ``nn.Linear`` modules of ``backbone`` that a forward pass of ``x`` calls, in order (for
+    the message when the widened classifier is not among them)."""
+    ran: list[str] = []
+    handles = [
+        module.register_forward_hook(lambda *_, name=name: ran.append(name))
+        for name, module in backbone.named_modules()
+        if isinstance(module, nn.Linear)
+    ]
+    try:
+        with torch.no_grad():
+            backbone(x)
+    except Exception:
+        pass
+    finally:
+        for handle in handles:
+            handle.remove()
+    return ran

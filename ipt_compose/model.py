@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import difflib
 import math
 from collections.abc import Sequence
 from typing import Any, Literal, NamedTuple
@@ -14,7 +13,7 @@ from torch import Tensor, nn
 from ipt_compose import _inference
 from ipt_compose._checks import check_integer_tensor, check_positive_int, check_range, describe
 from ipt_compose._rows import enumerate_rows
-from ipt_compose._sites import Call, FeatureSite, widen_linear
+from ipt_compose._sites import Call, feature_sites, find_head, find_submodule, linears_that_ran, widen_linear
 from ipt_compose.compose import Compose, vouched_columns
 from ipt_compose.pretext.base import Pretext
 from ipt_compose.space import LabelSpace
@@ -112,7 +111,7 @@ class JointModel(nn.Module):
         self.backbone = backbone
         self.pretext = pretext
         self.num_classes = num_classes
-        self.head_name = _find_head(backbone, head, num_classes)
+        self.head_name = find_head(backbone, head, num_classes)
         self.distill = bool(distill)
         self._space = pretext.space(num_classes)
         pretexts = pretext.pretexts
@@ -129,15 +128,9 @@ class JointModel(nn.Module):
 
         # the sites, and what the feature pretexts at the classifier's input can do
         feature = [p for p in pretexts if p.site == "feature"]
-        sizes = [p.num_states for p in feature]
-        entries: dict[str, list[tuple[int, int, Pretext]]] = {}
-        for column, p in enumerate(pretexts):
-            if p.site == "feature":
-                entries.setdefault(p.at or "", []).append((feature.index(p), column, p))
-        self._head_site = FeatureSite("", entries.pop("", []), sizes)
-        self._inner_sites = [FeatureSite(name, found, sizes) for name, found in entries.items()]
-        scales = [p.channel_scale(old.in_features) for p in feature] if not entries else []
-        self._linear_head = not entries and all(scale is not None for scale in scales)
+        self._head_site, self._inner_sites = feature_sites(pretexts)
+        scales = [p.channel_scale(old.in_features) for p in feature] if not self._inner_sites else []
+        self._linear_head = not self._inner_sites and all(scale is not None for scale in scales)
         if self.distill:
             if not self._linear_head:
                 bad = [p.name for p, scale in zip(feature, scales, strict=False) if scale is None] or [
@@ -151,11 +144,11 @@ class JointModel(nn.Module):
             self.plain_head = copy.deepcopy(old)
         backbone.set_submodule(self.head_name, widen_linear(old, self._space, self._head_site))
         for site in self._inner_sites:
-            _get_submodule(backbone, site.name, "at").register_forward_hook(site)
+            find_submodule(backbone, site.name, "at").register_forward_hook(site)
 
         # what forward and predict need on every call, computed once
         self._num_feature = len(feature)
-        self._k_feat = math.prod(sizes)
+        self._k_feat = math.prod([p.num_states for p in feature])
         self._bounds: dict[torch.device, Tensor] = {}
         self._linear_cache: dict[Any, tuple[Tensor, Tensor | None]] = {}
         self._scales: dict[tuple[torch.device, torch.dtype], dict[str, Tensor]] = {}
@@ -464,10 +457,15 @@ class JointModel(nn.Module):
             for site in self._inner_sites:
                 site.call = None
         if not call.head_ran:
-            raise ValueError(self._head_never_ran(x))
+            linears = linears_that_ran(self.backbone, x)
+            hint = f"; pass head={linears[-1]!r}" if linears else "; name the classifier with head='...'"
+            raise ValueError(
+                f"the classifier {self.head_name!r} that JointModel widened never ran in the "
+                f"backbone's forward (the nn.Linear layers that ran: {linears}){hint}"
+            )
         if call.states is not None and len(call.present) != self._num_feature:
-            ran = set(call.present)
-            missing = [p.name for i, p in enumerate(self.feature_pretexts) if i not in ran]
+            applied = set(call.present)
+            missing = [p.name for i, p in enumerate(self.feature_pretexts) if i not in applied]
             raise RuntimeError(
                 f"the feature pretexts {missing} never ran: their site was not reached in the "
                 "backbone's forward"
@@ -544,28 +542,6 @@ class JointModel(nn.Module):
             bounds = self._bounds[device] = torch.tensor(self._space.sizes[1:], device=device)
         return bounds
 
-    def _head_never_ran(self, x: Tensor) -> str:
-        """Why the backbone's output is not the widened classifier's: name the Linear that ran last."""
-        ran: list[str] = []
-        handles = [
-            module.register_forward_hook(lambda *_, name=name: ran.append(name))
-            for name, module in self.backbone.named_modules()
-            if isinstance(module, nn.Linear)
-        ]
-        try:
-            with torch.no_grad():
-                self.backbone(x)
-        except Exception:
-            pass
-        finally:
-            for handle in handles:
-                handle.remove()
-        hint = f"; pass head={ran[-1]!r}" if ran else "; name the classifier with head='...'"
-        return (
-            f"the classifier {self.head_name!r} that JointModel widened never ran in the backbone's "
-            f"forward (the nn.Linear layers that ran: {ran}){hint}"
-        )
-
 
 def _chosen_states(p: Pretext, aggregate: str) -> tuple[int, ...]:
     """The states ``predict(aggregate=...)`` runs a pretext at."""
@@ -575,26 +551,3 @@ def _chosen_states(p: Pretext, aggregate: str) -> tuple[int, ...]:
         assert p.identity_state is not None
         return (p.identity_state,)
     return (p.identity_state if p.identity_state is not None else 0,)
-
-
-def _find_head(backbone: nn.Module, head: str | None, num_classes: int) -> str:
-    """The classifier to widen: ``head``, else the last-defined ``nn.Linear`` with ``num_classes``
-    outputs (else the last ``nn.Linear``, for the error that follows)."""
-    if head is not None:
-        _get_submodule(backbone, head, "head")
-        return str(head)
-    linear = [(n, m) for n, m in backbone.named_modules() if isinstance(m, nn.Linear)]
-    if not linear:
-        raise ValueError("backbone has no nn.Linear classifier to widen; name it with head='...'")
-    matching = [n for n, m in linear if m.out_features == num_classes]
-    return matching[-1] if matching else str(linear[-1][0])
-
-
-def _get_submodule(backbone: nn.Module, name: str, argument: str) -> nn.Module:
-    names = [n for n, _ in backbone.named_modules() if n]
-    if name not in names:
-        close = difflib.get_close_matches(name, names, n=5, cutoff=0.4)
-        top = [n for n in names if "." not in n]
-        hint = f"; nearest: {close}" if close else f"; top-level modules: {top}"
-        raise ValueError(f"{argument}={name!r} is not a submodule of the backbone{hint}")
-    return backbone.get_submodule(name)
