@@ -51,6 +51,7 @@ def variants() -> list[Setting]:
         Setting("cd-head-k4-identity", (ChannelDrop(k=4, identity=True),)),
         Setting("cd-head-k4-rescale", (ChannelDrop(k=4, rescale=True),)),
         Setting("cd-head-k4-distill", (ChannelDrop(k=4),), distill=True),
+        Setting("cd-head-k4-all", (ChannelDrop(k=4),), mode="all"),
         Setting("cd-last-stage-k4", (ChannelDrop(k=4, at="layer3.1"),)),
         Setting("cd-inner-stage-k4", (ChannelDrop(k=4, at="layer2"),)),
         Setting("cutmix", cutmix=True),
@@ -58,17 +59,33 @@ def variants() -> list[Setting]:
     ]
 
 
+def parse_extra(spec: str) -> tuple[str, int, list[int]]:
+    """``"NAME@EPOCHS=SEED,SEED"`` → ``(name, epochs, seeds)``, the runs of one ``--extra``."""
+    try:
+        head, seeds = spec.split("=")
+        name, epochs = head.split("@")
+        return name, int(epochs), [int(s) for s in seeds.split(",") if s.strip()]
+    except ValueError:
+        raise SystemExit(f"--extra must read NAME@EPOCHS=SEED,SEED; got {spec!r}") from None
+
+
 def plan(
     stages: list[str],
     epochs: int,
     confirm: list[str],
     schedule: tuple[str, ...] = ("baseline", "cd-head-k4"),
+    extra: list[str] = (),  # type: ignore[assignment]
 ) -> list[tuple[Setting, int, int]]:
     """``(setting, epochs, seed)`` runs in order: the cheap, informative ones first."""
     by_name = {s.name: s for s in variants()}
     runs: list[tuple[Setting, int, int]] = []
     if "main" in stages:
         runs += [(s, epochs, seed) for seed in (0, 1) for s in variants()]
+    for spec in extra:
+        name, length, seeds = parse_extra(spec)
+        if name not in by_name:
+            raise SystemExit(f"unknown setting {name!r} in --extra; choose from {list(by_name)}")
+        runs += [(by_name[name], length, seed) for seed in seeds]
     if "schedule" in stages:
         for length in (max(1, epochs // 2), 2 * epochs):
             runs += [(by_name[n], length, seed) for seed in (0, 1) for n in schedule]
@@ -116,7 +133,8 @@ def run(sweep: argparse.Namespace, rest: list[str]) -> None:
     start = time.monotonic()
     confirm = [c for c in sweep.confirm.split(",") if c]
     schedule = tuple(n for n in sweep.schedule.split(",") if n)
-    runs = plan(sweep.stages.split(","), sweep.epochs, confirm, schedule)
+    stages = [s for s in sweep.stages.split(",") if s]
+    runs = plan(stages, sweep.epochs, confirm, schedule, sweep.extra)
     for index, (setting, epochs, seed) in enumerate(runs):
         if index % shards != shard or (setting.name, epochs, seed) in done:
             continue
@@ -220,6 +238,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--confirm", default="", help="settings that get a third seed (stage confirm)")
     parser.add_argument("--schedule", default="baseline,cd-head-k4",
                         help="settings that stage schedule trains at half and twice --epochs")
+    parser.add_argument("--extra", action="append", default=[], metavar="NAME@EPOCHS=SEEDS",
+                        help="also run these (repeatable), e.g. cd-head-k4-all@20=0,1,2; "
+                        "use --stages '' to run only these")
     parser.add_argument("--shard", default="0/1", help="i/n: run every n-th planned run from i")
     parser.add_argument("--max-minutes", type=float, default=0, help="start no run after this")
     parser.add_argument("--report", action="store_true", help="summarise --jsonl and exit")

@@ -29,12 +29,12 @@ def _load(name: str) -> ModuleType:
 def test_sweep_runs_resumes_and_reports(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     sweep = _load("sweep")
     jsonl = tmp_path / "runs.jsonl"
-    common = ["--jsonl", str(jsonl), "--stages", "main", "--epochs", "1", "--shard", "0/11"]
+    common = ["--jsonl", str(jsonl), "--stages", "main", "--epochs", "1", "--shard", "0/12"]
     data = ["--train-limit", "60", "--test-limit", "40", "--batch-size", "16", "--threads", "1",
             "--out", str(tmp_path / "train")]
     sweep.main([*common, *data])
     lines = [json.loads(line) for line in jsonl.read_text().splitlines()]
-    # shard 0 of 11 over the 11 settings × 2 seeds: the baseline with seeds 0 and 1
+    # shard 0 of 12 over the 12 settings × 2 seeds: the baseline with seeds 0 and 1
     assert [(r["setting"], r["seed"]) for r in lines] == [("baseline", 0), ("baseline", 1)]
     sweep.main([*common, *data])  # resumes: nothing left to run
     assert len(jsonl.read_text().splitlines()) == 2
