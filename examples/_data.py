@@ -89,6 +89,7 @@ class ImageSet:
 def _balanced(labels: Tensor, limit: int, seed: int) -> Tensor:
     """Indices of a class-balanced random subset of ``limit`` rows (sorted, deterministic)."""
     g = torch.Generator().manual_seed(seed)
+    labels = labels.cpu()
     classes = labels.unique()
     per_class = [torch.nonzero(labels == c).flatten() for c in classes]
     per_class = [idx[torch.randperm(len(idx), generator=g)] for idx in per_class]
