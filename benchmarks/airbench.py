@@ -43,6 +43,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import hashlib
 import json
 import math
 import platform
@@ -119,9 +120,11 @@ def prepare(data: Path, cache: Path, limit_train: int | None = None,
         limit_test: likewise for the test set.
 
     Returns:
-        The folder written, ``cache/<limit_train>-<limit_test>`` (``all-all`` for the full sets).
+        The folder written, ``cache/<tree>-<limit_train>-<limit_test>`` (``<tree>``: a digest of the
+        tree's path; ``all`` for a full set).
     """
-    cache = cache / f"{limit_train or 'all'}-{limit_test or 'all'}"
+    tree = hashlib.sha1(str(data.resolve()).encode()).hexdigest()[:10]
+    cache = cache / f"{tree}-{limit_train or 'all'}-{limit_test or 'all'}"
     cache.mkdir(parents=True, exist_ok=True)
     for split, limit in (("train", limit_train), ("test", limit_test)):
         path = cache / f"{split}.pt"

@@ -197,7 +197,9 @@ def test_airbench_runner_end_to_end_on_cpu(tmp_path: Path, capsys: pytest.Captur
     assert {r["holdout"] for r in lines if r["phase"] == "select"} == {10}
     assert sorted({r["seed"] for r in lines if r["phase"] == "final"}) == [0, 1]
     # airbench's files were written from the JPEGs, nothing downloaded
-    saved = torch.load(tmp_path / "cache" / "all-all" / "train.pt")
+    (folder,) = (tmp_path / "cache").iterdir()
+    assert folder.name.endswith("-all-all")
+    saved = torch.load(folder / "train.pt")
     assert saved["images"].shape == (40, 32, 32, 3) and saved["images"].dtype == torch.uint8
     airbench.main([*common, "--holdout", "10", "--lr-factors", "0.5,1", "--select-seeds", "7",
                    "--runs", "2"])  # resumes: nothing new
@@ -268,3 +270,38 @@ def test_airbench_seeds_and_schedule() -> None:
     shape = airbench._triangle(100, start=0.2, end=0.07, peak=0.23)
     assert shape[0] == pytest.approx(0.2) and shape[23] == pytest.approx(1.0)
     assert shape[100] == pytest.approx(0.07) and int(shape.argmax()) == 23
+
+
+# ------------------------------------------------------------------------------------ the GPU study
+@pytest.mark.slow
+def test_gpu_study_packs_unpacks_and_runs_every_phase_on_cpu(tmp_path: Path) -> None:
+    """The study's one command at a tiny size: unpack, airbench, full-data protocol, data-size curve."""
+    pytest.importorskip("airbench")
+    study = _load("gpu_study")
+    if not study.PACK_TOOL.exists():
+        pytest.skip(f"{study.PACK_TOOL} is not beside this checkout")
+    tree = _cifar_like_jpegs(tmp_path / "cifar", train=12, test=2)
+    carry = tmp_path / "carry"
+    study.main(["pack", "--data", str(tree), "--carry", str(carry), "--no-wheels"])
+    assert (carry / "cifar10.npz").is_file() and (carry / "pack_images.py").is_file()
+    out, results = tmp_path / "out", tmp_path / "results"
+    study.main(["run", "--carry", str(carry), "--data", str(tmp_path / "unpacked"), "--no-install",
+                "--results", str(results), "--out", str(out), "--device", "cpu", "--smoke",
+                "--minutes", "30", "--workers", "1", "--airbench-workers", "1", "--no-compile",
+                "--work", str(tmp_path / "work")])
+    # the unpacked tree is the packed one, file for file
+    assert sorted(p.relative_to(tmp_path / "unpacked") for p in (tmp_path / "unpacked").rglob("*.jpg")) \
+        == sorted(p.relative_to(tree) for p in tree.rglob("*.jpg"))
+    lines = {name: [json.loads(line) for line in (out / name).read_text().splitlines()]
+             for name in ("airbench.jsonl", "sweep_full.jsonl", "sweep_sizes.jsonl")}
+    assert {r["config"] for r in lines["airbench.jsonl"]} == {"plain", "cd4", "cd4-all", "cd4-distill"}
+    assert len([r for r in lines["airbench.jsonl"] if r["phase"] == "final"]) == 8
+    assert {r["setup"]["limit_train"] for r in lines["airbench.jsonl"]} == {40}
+    full = [r for r in lines["sweep_full.jsonl"] if r["phase"] == "final"]
+    assert sorted((r["setting"], r["seed"]) for r in full) == sorted(
+        (arm, seed) for arm in ("baseline", "cd-head-k4-distill") for seed in (0, 1, 2))
+    sizes = {r["train_limit"] for r in lines["sweep_sizes.jsonl"] if r["phase"] == "final"}
+    assert sizes == {60, 100}
+    report = (out / "report.md").read_text()
+    assert "Δ TTA vs plain" in report and "Δ vs plain" in report
+    assert "done; results in" in (out / "study.log").read_text()
