@@ -9,7 +9,7 @@ kornia-rs for the GPU machine's Python 3.12::
 
 There, from the repository root, with ``runs/gpu_carry`` carried, one command runs everything::
 
-    python3 benchmarks/gpu_study.py run --minutes 9.5 --out "$OUT"
+    python3 benchmarks/gpu_study.py run --minutes 9 --out "$OUT"
 
 It installs the wheels into ``/tmp/site``, unpacks CIFAR-10 into ``runs/data/cifar10``, and runs,
 each phase in worker processes that share the GPU and stop at the phase's share of the deadline:
@@ -244,7 +244,7 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--work", default=str(ROOT / "runs"), help="decoded-image caches")
     r.add_argument("--out", default=os.environ.get("OUT", str(ROOT / "runs" / "gpu_out")),
                    help="where the lines, reports and log are copied")
-    r.add_argument("--minutes", type=float, default=9.5, help="the whole study's deadline")
+    r.add_argument("--minutes", type=float, default=9, help="the whole study's deadline")
     r.add_argument("--device", default="cuda")
     r.add_argument("--arms", default="baseline,cd-head-k4-distill",
                    help="the ResNet-20 arms (plain and the main ChannelDrop configuration)")
