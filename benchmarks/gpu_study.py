@@ -215,7 +215,8 @@ def run(args: argparse.Namespace) -> None:
                  "--lrs", LRS, "--anneals", "linear,cos", "--select-seeds", "0",
                  "--seeds", "0,1,2", "--holdout", "0.1", "--epochs", "auto",
                  "--deadline-minutes", f"{budget:.2f}", *common_sweep]
-        curve += (["--sizes", "60,100", "--min-epochs", "1", "--max-epochs", "1", *sweep_tiny] if smoke
+        curve += (["--sizes", "60,100", "--min-epochs", "1", "--max-epochs", "1", "--lrs", "0.2",
+                   "--anneals", "linear", "--seeds", "0", *sweep_tiny] if smoke
                   else ["--sizes", "5000,10000,25000,50000", "--min-epochs", "10", "--max-epochs", "60",
                         "--batch-size", BATCH])
         study.call(curve, budget)
