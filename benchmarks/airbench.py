@@ -44,6 +44,7 @@ import argparse
 import contextlib
 import functools
 import hashlib
+import importlib
 import json
 import math
 import platform
@@ -62,15 +63,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-HERE = Path(__file__).resolve().parent
-# run as a script, this file's folder comes first on sys.path and "import airbench" would find this
-# file instead of the airbench package: drop the folder (the sweep is loaded by path below)
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
-sys.path.insert(0, str(HERE.parent / "examples"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 
-from _data import ImageSet, image_folder  # noqa: E402  (examples/_data.py)
+from _data import ImageSet, image_folder  # examples/_data.py
 
-from ipt_compose import (  # noqa: E402
+from ipt_compose import (
     ChannelDrop,
     Compose,
     JointModel,
@@ -78,24 +75,39 @@ from ipt_compose import (  # noqa: E402
     self_distillation_loss,
 )
 
+HERE = Path(__file__).resolve().parent  # this file is named like the airbench package: see package()
 DEFAULT_JSONL = "benchmarks/results/airbench.jsonl"
 CONFIGS = ("plain", "cd4", "cd4-all", "cd4-distill")
 AGGREGATE = {"plain": None, "cd4": "features", "cd4-all": "features", "cd4-distill": "distilled"}
 
 
-def _airbench(variant: str) -> Any:
-    """airbench's module for ``variant`` (``airbench94`` or ``airbench96``): ``hyp`` and ``make_net``."""
+def package(module: str = "") -> Any:
+    """The installed ``airbench`` package (or its submodule ``module``), never this file.
+
+    This file is named like the package, so wherever ``benchmarks/`` is on ``sys.path`` (a script run
+    from there, or another benchmark that put it there) a plain ``import airbench`` could find it:
+    import with that folder left out, and drop a stray entry that is not the package.
+    """
+    stray = sys.modules.get("airbench")
+    if stray is not None and not hasattr(stray, "__path__"):
+        del sys.modules["airbench"]
+    saved = sys.path[:]
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
     try:
-        import airbench
+        importlib.import_module("airbench")
+        return importlib.import_module(f"airbench.{module}" if module else "airbench")
     except ImportError:
         raise SystemExit("airbench is missing: pip install 'ipt_compose[bench]'") from None
+    finally:
+        sys.path[:] = saved
+
+
+def _airbench(variant: str) -> Any:
+    """airbench's module for ``variant`` (``airbench94`` or ``airbench96``): ``hyp`` and ``make_net``."""
     modules = {"airbench94": "lib_airbench94", "airbench96": "lib_airbench96"}
     if variant not in modules:
         raise SystemExit(f"--variant must be one of {list(modules)}, got {variant!r}")
-    import importlib
-
-    del airbench
-    return importlib.import_module(f"airbench.{modules[variant]}")
+    return package(modules[variant])
 
 
 @contextlib.contextmanager
@@ -148,7 +160,7 @@ def loaders(cache: Path, hyp: dict[str, Any], device: torch.device, holdout: int
     allows) by the training set minus ``holdout`` class-balanced images, and the evaluation loader
     holds those images.
     """
-    from airbench import CifarLoader
+    CifarLoader = package("utils").CifarLoader
 
     batch = batch_size or hyp["opt"]["batch_size"]
     train = CifarLoader(str(cache), train=True, batch_size=batch, aug=hyp["aug"], altflip=True,
@@ -209,7 +221,9 @@ def train_one(config: str, seed: int, lr: float, hyp: dict[str, Any], make_net: 
     The order of random draws for ``plain`` is airbench's own (``airbench.utils.train``), so that at
     one seed the two give the same network; the pretext states come from a separate generator.
     """
-    from airbench.utils import LookaheadState, infer, init_whitening_conv
+    utils = package("utils")
+    LookaheadState, infer, init_whitening_conv = (
+        utils.LookaheadState, utils.infer, utils.init_whitening_conv)
 
     opt = hyp["opt"]
     epochs = opt["train_epochs"] if epochs is None else epochs
@@ -370,7 +384,7 @@ def execute(runs: list[Run], args: argparse.Namespace, shard: str = "0/1") -> No
 def _version() -> str:
     from importlib.metadata import version
 
-    return version("airbench")
+    return version("airbench")  # the installed distribution's metadata, whatever sys.path holds
 
 
 def spawn(runs: list[Run], args: argparse.Namespace, argv: list[str]) -> None:

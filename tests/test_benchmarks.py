@@ -178,10 +178,19 @@ def _cifar_like_jpegs(root: Path, train: int = 4, test: int = 2) -> Path:
 TINY = ["--device", "cpu", "--epochs", "1", "--widths", "8,16,16", "--batch-size", "8"]
 
 
+def _airbench_or_skip() -> ModuleType:
+    """benchmarks/airbench.py, or a skip where the airbench package is not installed."""
+    runner = _load("airbench")
+    try:
+        runner.package()
+    except SystemExit:
+        pytest.skip("airbench is not installed (pip install '.[bench]')")
+    return runner
+
+
 @pytest.mark.slow
 def test_airbench_runner_end_to_end_on_cpu(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    pytest.importorskip("airbench")
-    airbench = _load("airbench")
+    airbench = _airbench_or_skip()
     data = _cifar_like_jpegs(tmp_path / "cifar")
     jsonl = tmp_path / "airbench.jsonl"
     common = ["--data", str(data), "--cache", str(tmp_path / "cache"), "--jsonl", str(jsonl), *TINY]
@@ -218,15 +227,13 @@ def test_airbench_plain_equals_airbench_own_training(tmp_path: Path, monkeypatch
     airbench's ``train`` times with CUDA events and places its net and test loader on the GPU; only
     those (device placement and timing) are patched to run on the CPU.
     """
-    pytest.importorskip("airbench")
     import functools
     import shutil
 
-    import airbench.lib_airbench94 as a94
-    import airbench.utils as utils
     from torch import nn
 
-    airbench = _load("airbench")
+    airbench = _airbench_or_skip()
+    a94, utils = airbench.package("lib_airbench94"), airbench.package("utils")
     cache = airbench.prepare(_cifar_like_jpegs(tmp_path / "cifar"), tmp_path / "cache")
     device = torch.device("cpu")
     make_net = functools.partial(a94.make_net94, widths={"block1": 8, "block2": 16, "block3": 16})
@@ -264,7 +271,6 @@ def test_airbench_plain_equals_airbench_own_training(tmp_path: Path, monkeypatch
 
 
 def test_airbench_seeds_and_schedule() -> None:
-    pytest.importorskip("airbench")
     airbench = _load("airbench")
     assert airbench.parse_seeds("0-3,7") == [0, 1, 2, 3, 7]
     shape = airbench._triangle(100, start=0.2, end=0.07, peak=0.23)
@@ -276,7 +282,7 @@ def test_airbench_seeds_and_schedule() -> None:
 @pytest.mark.slow
 def test_gpu_study_packs_unpacks_and_runs_every_phase_on_cpu(tmp_path: Path) -> None:
     """The study's one command at a tiny size: unpack, airbench, full-data protocol, data-size curve."""
-    pytest.importorskip("airbench")
+    _airbench_or_skip()
     study = _load("gpu_study")
     if not study.PACK_TOOL.exists():
         pytest.skip(f"{study.PACK_TOOL} is not beside this checkout")
