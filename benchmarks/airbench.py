@@ -377,8 +377,7 @@ def execute(runs: list[Run], args: argparse.Namespace, shard: str = "0/1") -> No
         print(f"[{args.variant} {run.config} {run.phase} lr×{run.lr_factor:g} seed {run.seed}] "
               f"{100 * out['accuracy']:.2f} % ({100 * out['accuracy_tta']:.2f} % with TTA) "
               f"in {out['seconds']:.1f} s", flush=True)
-        with jsonl.open("a") as f:
-            f.write(json.dumps(line) + "\n")
+        _sweep().append_line(jsonl, line)  # one write: parallel workers never interleave
 
 
 def _version() -> str:

@@ -237,6 +237,19 @@ def data_key(args: argparse.Namespace) -> dict[str, Any]:
     return key
 
 
+def append_line(path: Path, record: dict[str, Any]) -> None:
+    """Append one JSON line with a single ``write`` to an ``O_APPEND`` file: lines that parallel
+    workers append at once never interleave, however long."""
+    data = (json.dumps(record) + "\n").encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        written = os.write(fd, data)
+        if written != len(data):  # pragma: no cover - a full disk
+            raise OSError(f"short write to {path}: {written} of {len(data)} bytes")
+    finally:
+        os.close(fd)
+
+
 def read_lines(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
@@ -292,8 +305,7 @@ def execute(runs: list[Run], rest: list[str], jsonl: Path, shard: str = "0/1",
         line = {"key": key, **asdict(run), **record, "device_name": name,
                 "torch": torch.__version__, "compile": base.compile}
         line["setting"] = run.setting
-        with jsonl.open("a") as f:  # one line per run: appends from parallel workers do not interleave
-            f.write(json.dumps(line) + "\n")
+        append_line(jsonl, line)
         ran += 1
     return ran
 
