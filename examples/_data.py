@@ -1,12 +1,14 @@
 """Data and model helpers shared by the examples: in-memory image sets, on-device augmentation, ResNet-20.
 
-Images are decoded once into a ``uint8`` tensor ``(N, 3, H, W)`` held in memory (optionally cached to
-a ``.pt`` file), and augmented per batch on the training device with vectorised tensor ops, so a
-CPU run is not bound by JPEG decoding or a ``DataLoader``'s worker processes.
+Images are decoded once with ``torchvision.io`` into a ``uint8`` tensor ``(N, 3, H, W)`` held in memory
+(optionally cached to a ``.pt`` file, and optionally moved to the training device once), and augmented
+per batch on the training device by kornia's per-sample batch augmentations (random crop with padding,
+horizontal flip), so a run is bound neither by JPEG decoding nor by a ``DataLoader``'s worker processes.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from collections.abc import Iterator
@@ -20,6 +22,7 @@ from torch import Tensor, nn
 __all__ = [
     "ImageSet",
     "augment",
+    "augmentation",
     "batches",
     "digits",
     "image_folder",
@@ -28,7 +31,8 @@ __all__ = [
     "torchvision_cifar10",
 ]
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".ppm")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif")  # what torchvision.io.decode_image reads
+_JPEG = (".jpg", ".jpeg")
 
 
 @dataclass
@@ -59,10 +63,33 @@ class ImageSet:
         keep = _balanced(self.labels, limit, seed)
         return ImageSet(self.images[keep], self.labels[keep], self.classes)
 
+    def split(self, count: int, seed: int = 0) -> tuple[ImageSet, ImageSet]:
+        """Hold out a class-balanced random ``count`` images: ``(the rest, the held-out ones)``.
+
+        Used to choose hyper-parameters on training data, never on the test set.
+
+        Args:
+            count: images to hold out, ``0 < count < len(self)``.
+            seed: seed of the draw (the same seed holds out the same images).
+        """
+        if not 0 < count < len(self):
+            raise ValueError(f"count must be in (0, {len(self)}), got {count}")
+        held = _balanced(self.labels, count, seed)
+        keep = torch.ones(len(self), dtype=torch.bool)
+        keep[held] = False
+        rest = torch.nonzero(keep).flatten()
+        return (ImageSet(self.images[rest], self.labels[rest], self.classes),
+                ImageSet(self.images[held], self.labels[held], self.classes))
+
+    def to(self, device: torch.device | str) -> ImageSet:
+        """The same images and labels on ``device`` (decode once, move once, index there)."""
+        return ImageSet(self.images.to(device), self.labels.to(device), self.classes)
+
 
 def _balanced(labels: Tensor, limit: int, seed: int) -> Tensor:
     """Indices of a class-balanced random subset of ``limit`` rows (sorted, deterministic)."""
     g = torch.Generator().manual_seed(seed)
+    labels = labels.cpu()
     classes = labels.unique()
     per_class = [torch.nonzero(labels == c).flatten() for c in classes]
     per_class = [idx[torch.randperm(len(idx), generator=g)] for idx in per_class]
@@ -113,7 +140,10 @@ def image_folder(
     image_size: int | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
 ) -> ImageSet:
-    """Decode an ``ImageFolder`` tree (``root/<class>/<image>``) once into memory.
+    """Decode an ``ImageFolder`` tree (``root/<class>/<image>``) once into memory with ``torchvision.io``.
+
+    JPEGs are decoded in one batched ``torchvision.io.decode_jpeg`` call (libjpeg-turbo; the pixels
+    equal PIL's), other formats one by one with ``decode_image``.
 
     Args:
         root: the tree; classes are its sub-folders in sorted order (torchvision's convention).
@@ -121,9 +151,11 @@ def image_folder(
         seed: seed of the subset.
         image_size: resize every image to ``image_size``² (needed when sizes differ).
         cache_dir: if given, the decoded tensor is saved there and reused by later runs.
+
+    Returns:
+        The decoded set, ``uint8`` images ``(N, 3, H, W)`` on the CPU.
     """
-    import numpy as np
-    from PIL import Image
+    from torchvision.io import ImageReadMode, decode_image, decode_jpeg, read_file
 
     root = Path(root)
     classes = sorted(p.name for p in root.iterdir() if p.is_dir())
@@ -151,22 +183,28 @@ def image_folder(
         if cache.exists():
             saved = torch.load(cache)
             return ImageSet(saved["images"], saved["labels"], saved["classes"])
-    decoded = []
-    for i in keep.tolist():
-        with Image.open(files[i]) as opened:
-            img = torch.from_numpy(np.asarray(opened.convert("RGB")).copy()).permute(2, 0, 1)
-        if image_size is not None and tuple(img.shape[-2:]) != (image_size, image_size):
-            img = F.interpolate(
-                img[None].float(), size=(image_size, image_size), mode="bilinear", antialias=True
-            )[0].round().clamp(0, 255).to(torch.uint8)
-        decoded.append(img)
+    chosen = [files[i] for i in keep.tolist()]
+    raw = [read_file(str(f)) for f in chosen]
+    if all(f.suffix.lower() in _JPEG for f in chosen):
+        decoded = list(decode_jpeg(raw, mode=ImageReadMode.RGB))
+    else:
+        decoded = [decode_image(data, mode=ImageReadMode.RGB) for data in raw]
+    if image_size is not None:
+        decoded = [
+            img if tuple(img.shape[-2:]) == (image_size, image_size)
+            else F.interpolate(img[None].float(), size=(image_size, image_size), mode="bilinear",
+                               antialias=True)[0].round().clamp(0, 255).to(torch.uint8)
+            for img in decoded
+        ]
     shapes = {tuple(t.shape) for t in decoded}
     if len(shapes) > 1:
         raise ValueError(f"images in {root} differ in size {sorted(shapes)[:3]}…; pass image_size")
     result = ImageSet(torch.stack(decoded), label_tensor[keep], classes)
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"images": result.images, "labels": result.labels, "classes": classes}, cache)
+        partial = cache.with_suffix(f".{os.getpid()}.tmp")  # parallel processes: write, then rename
+        torch.save({"images": result.images, "labels": result.labels, "classes": classes}, partial)
+        partial.replace(cache)
     return result
 
 
@@ -189,29 +227,42 @@ def normalize(images: Tensor, mean: Tensor, std: Tensor) -> Tensor:
     return (x - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)
 
 
-def augment(
-    x: Tensor, *, padding: int = 4, flip: bool = True, generator: torch.Generator | None = None
-) -> Tensor:
-    """Random crop with zero padding and random horizontal flip, vectorised over the batch.
+@functools.lru_cache(maxsize=16)
+def augmentation(size: tuple[int, int], padding: int = 4, flip: bool = True) -> nn.Module:
+    """kornia's per-sample batch augmentation: random crop after zero padding, random horizontal flip.
+
+    Every image of the batch draws its own crop offset and flip (kornia draws the parameters on the
+    CPU from the global RNG, so ``torch.manual_seed`` makes a run repeatable, and applies them on
+    the images' device without reading anything back from it).
+
+    Args:
+        size: the output ``(H, W)``, the images' own size.
+        padding: zero padding on every side before the crop; 0 turns the crop off.
+        flip: flip each image horizontally with probability 1/2.
+
+    Returns:
+        An ``nn.Module`` mapping ``(B, C, H, W)`` to ``(B, C, H, W)``, cached per arguments.
+    """
+    import kornia.augmentation as K
+
+    steps: list[nn.Module] = []
+    if padding > 0:
+        steps.append(K.RandomCrop(size, padding=padding, fill=0, cropping_mode="slice"))
+    if flip:
+        steps.append(K.RandomHorizontalFlip())
+    return nn.Sequential(*steps)
+
+
+def augment(x: Tensor, *, padding: int = 4, flip: bool = True) -> Tensor:
+    """Random crop with zero padding and random horizontal flip per image, on ``x``'s device (kornia).
 
     Shape:
-        - x: :math:`(B, C, H, W)` (any dtype, on any device); output: same shape.
+        - x: :math:`(B, C, H, W)` float (normalised images, so zero padding is the mean colour);
+          output: same shape, device and dtype.
     """
-    b, _, h, w = x.shape
-    device = x.device
-    if padding > 0:
-        padded = F.pad(x, (padding, padding, padding, padding))
-        dy = torch.randint(0, 2 * padding + 1, (b,), generator=generator).to(device)
-        dx = torch.randint(0, 2 * padding + 1, (b,), generator=generator).to(device)
-        rows = (dy[:, None] + torch.arange(h, device=device)).view(b, 1, h, 1)
-        cols = (dx[:, None] + torch.arange(w, device=device)).view(b, 1, 1, w)
-        batch = torch.arange(b, device=device).view(b, 1, 1, 1)
-        chan = torch.arange(x.shape[1], device=device).view(1, -1, 1, 1)
-        x = padded[batch, chan, rows, cols]
-    if flip:
-        mask = (torch.rand(b, generator=generator) < 0.5).to(device).view(b, 1, 1, 1)
-        x = torch.where(mask, x.flip(-1), x)
-    return x
+    if padding <= 0 and not flip:
+        return x
+    return augmentation((x.shape[-2], x.shape[-1]), padding, flip)(x)
 
 
 def batches(
@@ -222,9 +273,13 @@ def batches(
     generator: torch.Generator | None = None,
     drop_last: bool = False,
 ) -> Iterator[tuple[Tensor, Tensor]]:
-    """Yield ``(uint8 images, labels)`` mini-batches from an in-memory set."""
+    """Yield ``(uint8 images, labels)`` mini-batches from an in-memory set, indexed where it lives.
+
+    The order is drawn on the CPU (from ``generator``) and moved to the data's device once per epoch.
+    """
     n = len(data)
     order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+    order = order.to(data.images.device)
     stop = n - n % batch_size if drop_last and n >= batch_size else n
     for start in range(0, stop, batch_size):
         idx = order[start : start + batch_size]
