@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -184,11 +185,15 @@ def image_folder(
             saved = torch.load(cache)
             return ImageSet(saved["images"], saved["labels"], saved["classes"])
     chosen = [files[i] for i in keep.tolist()]
-    raw = [read_file(str(f)) for f in chosen]
-    if all(f.suffix.lower() in _JPEG for f in chosen):
-        decoded = list(decode_jpeg(raw, mode=ImageReadMode.RGB))
-    else:
-        decoded = [decode_image(data, mode=ImageReadMode.RGB) for data in raw]
+    with warnings.catch_warnings():
+        # torchvision 0.29 deprecates its image decoders in favour of TorchCodec's; they still work,
+        # and they are what the torchvision these examples declare ships
+        warnings.filterwarnings("ignore", "The image decoding and encoding", DeprecationWarning)
+        raw = [read_file(str(f)) for f in chosen]
+        if all(f.suffix.lower() in _JPEG for f in chosen):
+            decoded = list(decode_jpeg(raw, mode=ImageReadMode.RGB))
+        else:
+            decoded = [decode_image(data, mode=ImageReadMode.RGB) for data in raw]
     if image_size is not None:
         decoded = [
             img if tuple(img.shape[-2:]) == (image_size, image_size)

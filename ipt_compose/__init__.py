@@ -15,7 +15,7 @@ from ipt_compose.pretext import ChannelDrop, Cutout, Pretext, RegionDrop, Rotati
 from ipt_compose.space import LabelSpace
 from ipt_compose.target import JointTarget
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "ChannelDrop",

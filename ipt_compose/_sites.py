@@ -38,11 +38,12 @@ class Call:
         keep_head_input: keep the classifier's input, before any feature pretext, in ``head_input``.
         present: indices of the feature pretexts applied so far, in the order they ran.
         head_ran: whether the classifier ran.
+        head_output: what the classifier returned (to tell whether the backbone changed it after).
         columns: the columns of ``states`` as ``Compose`` drew them, if it did (no view to take).
     """
 
-    __slots__ = ("columns", "expand", "head_input", "head_map", "head_ran", "keep_head_input", "present",
-                 "rows_in", "states")
+    __slots__ = ("columns", "expand", "head_input", "head_map", "head_output", "head_ran", "keep_head_input",
+                 "present", "rows_in", "states")
 
     def __init__(
         self,
@@ -61,6 +62,7 @@ class Call:
         self.head_map = head_map
         self.keep_head_input = keep_head_input
         self.head_input: Tensor | None = None
+        self.head_output: Tensor | None = None
         self.present: list[int] = []
         self.head_ran = False
 
@@ -124,15 +126,18 @@ class JointHead(nn.Linear):
         if call.keep_head_input:
             call.head_input = features
         if call.head_map is not None:
-            return F.linear(features, *call.head_map)
-        if self.site.entries:
-            if features.ndim != 2:
-                raise ValueError(
-                    "a feature pretext at the classifier's input (at=None) needs pooled features "
-                    f"(B, C), got shape {tuple(features.shape)}; pick a feature map with at='...'"
-                )
-            features = self.site.apply(features)
-        return F.linear(features, self.weight, self.bias)
+            out = F.linear(features, *call.head_map)
+        else:
+            if self.site.entries:
+                if features.ndim != 2:
+                    raise ValueError(
+                        "a feature pretext at the classifier's input (at=None) needs pooled features "
+                        f"(B, C), got shape {tuple(features.shape)}; pick a feature map with at='...'"
+                    )
+                features = self.site.apply(features)
+            out = F.linear(features, self.weight, self.bias)
+        call.head_output = out
+        return out
 
 
 def widen_linear(linear: nn.Linear, space: LabelSpace, site: FeatureSite) -> JointHead:

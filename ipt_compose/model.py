@@ -210,6 +210,13 @@ class JointModel(nn.Module):
         joint = self._run(x, call)
         if not return_plain:
             return joint
+        if joint is not call.head_output:
+            raise ValueError(
+                f"distill=True needs the classifier {self.head_name!r} to be the last thing the "
+                "backbone computes, but the backbone changed its output afterwards; the plain head "
+                "and the teacher read the classifier's input, so they would skip that change. Move "
+                "what follows the classifier in front of it, or train without distill"
+            )
         features = call.head_input
         assert features is not None and call.states is not None
         plain = self.plain_head(features)
@@ -316,11 +323,13 @@ class JointModel(nn.Module):
             # the feature states' average (or state 0) is one linear map: run the backbone once
             inputs = self._evaluation_inputs(x, values)
             head_map = self._aggregate_map(values, cache_as=aggregate)
-            scores = self._run(inputs, Call(None, inputs.shape[0], head_map=head_map))
-            if e_in == 1:
-                return scores
-            per_block = scores.view(x.shape[0], e_in, e_in, self.num_classes)
-            return per_block.diagonal(dim1=1, dim2=2).mean(dim=-1)  # each row's own input states
+            call = Call(None, inputs.shape[0], head_map=head_map)
+            scores = self._run(inputs, call)
+            if scores is call.head_output:  # else the backbone changes the logits after the head:
+                if e_in == 1:  # average what it outputs, below
+                    return scores
+                per_block = scores.view(x.shape[0], e_in, e_in, self.num_classes)
+                return per_block.diagonal(dim1=1, dim2=2).mean(dim=-1)  # each row's own input states
         chosen = {name: torch.tensor(v, device=x.device) for name, v in values.items()}
         inputs, states = enumerate_rows(pretexts, x, chosen)
         e_feat = states.shape[0] // max(1, inputs.shape[0])

@@ -341,3 +341,29 @@ def test_losses_compute_in_float32_under_autocast(mixed: bool) -> None:
     torch.testing.assert_close(loss, reference, atol=1e-2, rtol=1e-2)
     expected = F.cross_entropy(logits.float(), target.dense(), label_smoothing=0.1)
     torch.testing.assert_close(loss, expected)
+
+
+# ---------------------------------------------------------------------------------- after the head
+class Scaled(nn.Module):
+    def forward(self, x: Tensor) -> Tensor:
+        return x.softmax(dim=1) * 3
+
+
+def test_distillation_refuses_a_backbone_that_changes_the_classifiers_output() -> None:
+    backbone = nn.Sequential(*cnn(), Scaled())
+    pretext = Compose([ChannelDrop(k=4)], num_classes=N)
+    model = JointModel(backbone, pretext, N, distill=True)
+    batch = pretext(images(), torch.arange(4) % N)
+    with pytest.raises(ValueError, match=r"distill=True needs the classifier '4'.*changed its output"):
+        model(batch.inputs, batch.states, return_plain=True)
+
+
+def test_predict_averages_what_the_backbone_outputs_after_the_head() -> None:
+    """A nonlinear step after the classifier: the average is taken over its outputs, state by state."""
+    model = trained(JointModel(nn.Sequential(*cnn(), Scaled()), [ChannelDrop(k=4)], N)).eval()
+    x = images()
+    with torch.no_grad():
+        expected = torch.stack(
+            [model.space.select(model(x, torch.full((4, 1), s)), [s]) for s in range(4)]
+        ).mean(dim=0)
+    torch.testing.assert_close(model.predict(x), expected)
