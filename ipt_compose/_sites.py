@@ -199,6 +199,13 @@ def find_submodule(backbone: nn.Module, name: str, argument: str) -> nn.Module:
     return backbone.get_submodule(name)
 
 
+def replace_submodule(root: nn.Module, name: str, module: nn.Module) -> None:
+    """Put ``module`` in place of ``root``'s submodule ``name`` (``nn.Module.set_submodule`` is
+    torch >= 2.5)."""
+    parent, _, child = name.rpartition(".")
+    setattr(root.get_submodule(parent) if parent else root, child, module)
+
+
 def linears_that_ran(backbone: nn.Module, x: Tensor) -> list[str]:
     """The ``nn.Linear`` modules of ``backbone`` that a forward pass of ``x`` calls, in order (for
     the message when the widened classifier is not among them)."""

@@ -13,7 +13,15 @@ from torch import Tensor, nn
 from ipt_compose import _inference
 from ipt_compose._checks import check_integer_tensor, check_positive_int, check_range, describe
 from ipt_compose._rows import enumerate_rows
-from ipt_compose._sites import Call, feature_sites, find_head, find_submodule, linears_that_ran, widen_linear
+from ipt_compose._sites import (
+    Call,
+    feature_sites,
+    find_head,
+    find_submodule,
+    linears_that_ran,
+    replace_submodule,
+    widen_linear,
+)
 from ipt_compose.compose import Compose, vouched_columns
 from ipt_compose.pretext.base import Pretext
 from ipt_compose.space import LabelSpace
@@ -142,7 +150,7 @@ class JointModel(nn.Module):
                     f"{bad}"
                 )
             self.plain_head = copy.deepcopy(old)
-        backbone.set_submodule(self.head_name, widen_linear(old, self._space, self._head_site))
+        replace_submodule(backbone, self.head_name, widen_linear(old, self._space, self._head_site))
         for site in self._inner_sites:
             find_submodule(backbone, site.name, "at").register_forward_hook(site)
 
@@ -414,7 +422,7 @@ class JointModel(nn.Module):
             linear.weight.copy_(weight)
             if bias is not None:
                 linear.bias.copy_(bias)
-        plain.set_submodule(self.head_name, linear)
+        replace_submodule(plain, self.head_name, linear)
         for site in self._inner_sites:  # the copies of the hooks go with their modules
             plain.get_submodule(site.name)._forward_hooks.clear()
         return plain.train(self.training)
