@@ -160,6 +160,7 @@ class JointModel(nn.Module):
         self._bounds: dict[torch.device, Tensor] = {}
         self._linear_cache: dict[Any, tuple[Tensor, Tensor | None]] = {}
         self._scales: dict[tuple[torch.device, torch.dtype], dict[str, Tensor]] = {}
+        self._changes_head_output = False  # learnt at the first predict: then no one-map aggregate
 
     # ------------------------------------------------------------------ description
     @property
@@ -327,17 +328,19 @@ class JointModel(nn.Module):
         pretexts = self.pretext.pretexts
         values = {p.name: _chosen_states(p, aggregate) for p in pretexts}
         e_in = math.prod([len(values[p.name]) for p in pretexts if p.site == "input"])
-        if self._linear_head and aggregate != "marginal":
+        if self._linear_head and aggregate != "marginal" and not self._changes_head_output:
             # the feature states' average (or state 0) is one linear map: run the backbone once
             inputs = self._evaluation_inputs(x, values)
             head_map = self._aggregate_map(values, cache_as=aggregate)
             call = Call(None, inputs.shape[0], head_map=head_map)
             scores = self._run(inputs, call)
-            if scores is call.head_output:  # else the backbone changes the logits after the head:
-                if e_in == 1:  # average what it outputs, below
+            if scores is call.head_output:
+                if e_in == 1:
                     return scores
                 per_block = scores.view(x.shape[0], e_in, e_in, self.num_classes)
                 return per_block.diagonal(dim1=1, dim2=2).mean(dim=-1)  # each row's own input states
+            # the backbone changes the logits after the classifier: average what it outputs, below
+            self._changes_head_output = True
         chosen = {name: torch.tensor(v, device=x.device) for name, v in values.items()}
         inputs, states = enumerate_rows(pretexts, x, chosen)
         e_feat = states.shape[0] // max(1, inputs.shape[0])
