@@ -159,12 +159,18 @@ class TestChecklist:
         x = _input(shape).requires_grad_()
         states = _all_states_batch(pretext, shape[0])
         pretext.apply(x, states).sum().backward()
-        assert x.grad is not None
-        # Rotation moves values, so compare the kept mask where the value came from: the sum's
-        # gradient is the (rotation-invariant) per-row scale, nonzero iff the value is kept.
+        # the sum's gradient is each input value's factor in the output: 1 where Rotation moves it
+        # or Cutout keeps it, 0 where Cutout erases it, the channel's factor for a feature pretext
+        # (a mask or a rescale: apply(ones) is that factor)
         kept = _kept(pretext, shape, states)
         if isinstance(pretext, Rotation):
-            assert bool(kept.all())
+            expected = torch.ones(shape)
+        elif isinstance(pretext, Cutout):
+            expected = kept.float()
+        else:
+            expected = pretext.apply(torch.ones(shape), states)
+        assert x.grad is not None
+        torch.testing.assert_close(x.grad, expected, rtol=0, atol=0)
         assert torch.equal(x.grad != 0, kept)
 
     def test_gradcheck(self, case: tuple[Pretext, tuple[int, ...]]) -> None:

@@ -166,8 +166,22 @@ def test_distilled_training_step_and_inference() -> None:
         out.plain, out.teacher, batch.target, temperature=2.0
     )
     loss.backward()
-    assert model.plain_head.weight.grad is not None and model.plain_head.weight.grad.abs().sum() > 0
-    assert model.head.weight.grad is not None
+    # each head gets exactly the gradient of its own loss: the joint head the joint loss's (nothing
+    # through the teacher), the plain head the distillation loss's
+    grads = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+    for part in ("joint", "plain"):
+        model.zero_grad()
+        out = model(batch.inputs, batch.states, return_plain=True)
+        if part == "joint":
+            joint_cross_entropy(out.joint, batch.target).backward()
+            head = model.head
+        else:
+            self_distillation_loss(out.plain, out.teacher, batch.target, temperature=2.0).backward()
+            head = model.plain_head
+        for p in head.parameters():
+            name = next(n for n, q in model.named_parameters() if q is p)
+            assert p.grad is not None and bool(p.grad.abs().sum() > 0)
+            torch.testing.assert_close(grads[name], p.grad, msg=name)
     model.eval()
     plain = model.predict(x, aggregate="distilled")
     torch.testing.assert_close(plain, model.plain_head(model.backbone[:-1](x)))
