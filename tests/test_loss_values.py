@@ -32,12 +32,16 @@ def _gen(seed: int) -> torch.Generator:
 def targets() -> dict[str, JointTarget]:
     """One target of each form the loss takes a separate path for, over ``class(3) × r(4)``."""
     labels, states = torch.tensor([2, 0, 1, 1, 0]), torch.tensor([3, 0, 1, 2, 1])
-    hard = JointTarget.from_labels(labels, N).to(torch.float64).lift(states, "r", K)
+    hard = JointTarget.from_labels(labels, N).lift(states, "r", K)
+    assert hard.hard_labels is not None  # one joint label per row: the F.cross_entropy path
+    weighted = hard.to(torch.float64)  # the same labels with explicit float64 weights: a mixture
+    assert weighted.hard_labels is None
     soft = torch.softmax(torch.randn(5, N * K, generator=_gen(0), dtype=torch.float64), dim=1)
     return {
-        "hard": hard,  # one joint label per row: the F.cross_entropy path
-        "mixture": hard.mix(torch.tensor([1, 2, 3, 4, 0]), torch.tensor([0.7, 0.2, 1.0, 0.5, 0.0])),
-        "mixture_repeated_index": hard.mix(torch.tensor([0, 0, 0, 0, 0]), 0.25),
+        "hard": hard,
+        "hard_weighted": weighted,
+        "mixture": weighted.mix(torch.tensor([1, 2, 3, 4, 0]), torch.tensor([0.7, 0.2, 1.0, 0.5, 0.0])),
+        "mixture_repeated_index": weighted.mix(torch.tensor([0, 0, 0, 0, 0]), 0.25),
         "dense": JointTarget(soft, None, num_classes=N, factors=[("r", K)]),
     }
 
@@ -107,8 +111,8 @@ def _weights(reduction: str, upstream: Tensor, rows: int) -> Tensor:
 @pytest.mark.parametrize("kind", sorted(targets()))
 def test_joint_cross_entropy_is_its_definition(kind: str, reduction: str, eps: float) -> None:
     """Values by hand, every reduction, every target form (catches cross_entropy_sum_returns_mean,
-    cross_entropy_hard_path_ignores_reduction, cross_entropy_dense_path_averages,
-    cross_entropy_smoothing_over_classes, dense_scatter_overwrites)."""
+    cross_entropy_hard_path_ignores_reduction, cross_entropy_hard_path_ignores_smoothing,
+    cross_entropy_dense_path_averages, cross_entropy_smoothing_over_classes)."""
     target = targets()[kind]
     logits = 2 * torch.randn(target.batch_size, N * K, generator=_gen(1), dtype=torch.float64)
     logits.requires_grad_()

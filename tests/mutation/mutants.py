@@ -291,6 +291,24 @@ MUTANTS: list[Mutant] = [
         ),
     ),
     _m(
+        "mixup_per_sample_draws_one_lambda", "mix.py", MIX,
+        "MixUp(per_sample=True) draws one λ for the whole batch",
+        ("shape = (images.shape[0],) if self.per_sample else ()", "shape = ()"),
+    ),
+    _m(
+        "cutmix_per_sample_draws_one_box", "mix.py", MIX,
+        "CutMix(per_sample=True) draws one box for the whole batch",
+        ("count = images.shape[0] if self.per_sample else 1", "count = 1"),
+    ),
+    _m(
+        "torchvision_lambda_of_the_partner", "mix.py", MIX,
+        "the torchvision adapter weighs each row's own label by the partner's share",
+        (
+            "return mixed, target.mix(partner, own.clamp(0, 1), validate=False)",
+            "return mixed, target.mix(partner, 1 - own.clamp(0, 1), validate=False)",
+        ),
+    ),
+    _m(
         "torchvision_partner_from_columns", "mix.py", MIX,
         "the torchvision adapter reads each row's partner from the columns of the mixing matrix",
         ("        partner = others.argmax(dim=1)", "        partner = others.argmax(dim=0)"),
@@ -332,6 +350,14 @@ MUTANTS: list[Mutant] = [
         (
             "return F.cross_entropy(logits, labels, label_smoothing=label_smoothing, reduction=reduction)",
             "return F.cross_entropy(logits, labels, label_smoothing=label_smoothing)",
+        ),
+    ),
+    _m(
+        "cross_entropy_hard_path_ignores_smoothing", "loss.py", LOSS,
+        "hard joint labels are never smoothed",
+        (
+            "return F.cross_entropy(logits, labels, label_smoothing=label_smoothing, reduction=reduction)",
+            "return F.cross_entropy(logits, labels, reduction=reduction)",
         ),
     ),
     _m(
@@ -385,6 +411,14 @@ MUTANTS: list[Mutant] = [
         (
             "            gen = torch.Generator().manual_seed(self.seed)",
             "            gen = torch.Generator().manual_seed(0)",
+        ),
+    ),
+    _m(
+        "sample_states_never_draws_the_last", "pretext/base.py", PRETEXT,
+        "sample_states draws from [0, K-1): the last state never comes up",
+        (
+            "return draw_integers(self.num_states, batch_size, device=device, generator=generator)",
+            "return draw_integers(self.num_states - 1, batch_size, device=device, generator=generator)",
         ),
     ),
     _m(
@@ -445,6 +479,14 @@ MUTANTS: list[Mutant] = [
         ),
     ),
     _m(
+        "output_rows_column_major", "_rows.py", ROWS + MODEL,
+        "a site maps its rows to output rows with column-major strides over the feature factors",
+        (
+            "full_strides = [math.prod(sizes[i + 1 :]) for i in range(len(sizes))]",
+            "full_strides = [math.prod(sizes[:i]) for i in range(len(sizes))]",
+        ),
+    ),
+    _m(
         "compose_states_columns_reversed", "compose.py", ROWS,
         "Compose stacks the states columns in reverse list order",
         ("                columns.append(states)", "                columns.insert(0, states)"),
@@ -502,6 +544,19 @@ MUTANTS: list[Mutant] = [
             '    return reduce(scores, "(b e) c -> b c", "mean", e=copies)',
             '    return reduce(scores, "(e b) c -> b c", "mean", e=copies)',
         ),
+    ),
+    _m(
+        "predict_marginal_sums_logits", "_inference.py", MODEL,
+        'predict(aggregate="marginal") sums the logits instead of their logsumexp',
+        (
+            'return space.marginal(logits, ["class"], logits=True)',
+            'return space.marginal(logits, ["class"])',
+        ),
+    ),
+    _m(
+        "eval_forward_is_not_predict", "model.py", MODEL,
+        "model(x) in eval mode returns the single-state scores, not predict's default aggregate",
+        ("            return self.predict(x)\n", '            return self.predict(x, aggregate="none")\n'),
     ),
     _m(
         "aggregate_blocks_class_major", "_inference.py", MODEL,
