@@ -22,6 +22,7 @@ from __future__ import annotations
 import copy
 import itertools
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -50,11 +51,17 @@ from ipt_compose import (
 )
 from tests._reliability import N, images, labels, model
 
-FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# IPT_FUZZ_EXAMPLES=5000 for a deeper run by hand
+FUZZ = settings(
+    max_examples=int(os.environ.get("IPT_FUZZ_EXAMPLES", "300")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
-# the tolerance of a value computed in a dtype against its float64 reference
+# the tolerance of a value computed in a dtype against its float64 reference (float64: torchvision's
+# mixers inside Compose hand back λ in float32, whatever the target's dtype)
 TOLERANCE = {
-    torch.float64: 1e-9,
+    torch.float64: 1e-6,
     torch.float32: 1e-5,
     torch.float16: 4e-3,
     torch.bfloat16: 3e-2,
