@@ -668,3 +668,12 @@ BAD: list[Any] = [
 def test_bad_input_raises_naming_the_argument(call: Callable[[], object], error: type, match: str) -> None:
     with pytest.raises(error, match=match):
         call()
+
+
+def test_cutout_fill_that_integer_images_cannot_hold() -> None:
+    images_u8 = torch.zeros(2, 1, 4, 4, dtype=torch.uint8)
+    for fill in (-1.0, 256.0, -0.5):
+        with pytest.raises(ValueError, match=r"Cutout\(fill=.*\) cannot be written into torch.uint8"):
+            Cutout(fill=fill).apply(images_u8, torch.tensor([0, 1]))
+    out = Cutout(fill=255.0).apply(images_u8, torch.tensor([0, 1]))
+    assert out.max() == 255

@@ -206,6 +206,13 @@ def _erase_cells(pretext: Pretext, x: Tensor, states: Tensor, grid: int, fill: f
     """Fill, in every channel, the grid cell each row's state names (state ``s - 1`` with an
     identity state 0, which erases nothing); the shared body of ``Cutout`` and ``RegionDrop``."""
     who = type(pretext).__name__
+    if not (x.is_floating_point() or x.is_complex()) and x.dtype != torch.bool:
+        info = torch.iinfo(x.dtype)
+        if not info.min <= fill <= info.max:  # (a fraction is truncated, as torch casts it)
+            raise ValueError(
+                f"{who}(fill={fill}) cannot be written into {x.dtype} images: fill must lie in "
+                f"[{info.min}, {info.max}] for them"
+            )
     height, width = x.shape[-2:]
     identity = int(pretext.identity_state is not None)
     # one row per state: which positions it erases (the identity state's row erases none)
