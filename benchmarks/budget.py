@@ -351,10 +351,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             )
             print(f"{r['case']:<{width}}  {cells}  {hand_cells}  {budget}")
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(result, indent=1))
-        print(f"wrote {args.json}")
+        write_json(args.json, result)
     return result
+
+
+def write_json(path: str, result: dict[str, Any]) -> None:
+    """Write ``result`` to ``path`` (its folder made as needed) and say so."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(result, indent=1))
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

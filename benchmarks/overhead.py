@@ -35,7 +35,6 @@ aggregated predict ≤ 1.05× plain inference, label path ≤ 1.2× torchvision'
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import sys
@@ -240,9 +239,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         budget_result = budget.main(budget_argv)
         if not args.timing:
             if args.json:
-                Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-                Path(args.json).write_text(json.dumps({"budget": budget_result}, indent=1))
-                print(f"wrote {args.json}")
+                budget.write_json(args.json, {"budget": budget_result})
             return {"budget": budget_result}
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -288,9 +285,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     }
     result = {"meta": meta, "rows": rows, "budget": budget_result}
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(result, indent=1))
-        print(f"wrote {args.json}")
+        budget.write_json(args.json, result)
     return result
 
 
